@@ -1,0 +1,190 @@
+/**
+ * The wire format: event fields in, `text/event-stream` bytes out. Pure; no I/O.
+ *
+ * Every frame produced here is a complete block that ends with a blank line, so frames can be
+ * concatenated, written to many streams and interleaved with heartbeats in any order.
+ *
+ * @see https://html.spec.whatwg.org/multipage/server-sent-events.html#parsing-an-event-stream
+ */
+
+/** Fields of one event other than its data. */
+export interface EventFields {
+  /**
+   * Event type; the client dispatches it to `addEventListener(event, ...)`. Omitted: `message`.
+   * Must be a non-empty string without CR, LF or NUL.
+   */
+  event?: string | undefined;
+  /**
+   * Event id; the client reports it back in `Last-Event-ID` on reconnect. `""` is legal and
+   * resets the client's last event id. Must not contain CR, LF or NUL.
+   */
+  id?: string | number | undefined;
+  /** Reconnection delay for the client, in milliseconds: a non-negative safe integer. */
+  retry?: number | undefined;
+}
+
+const LINE_BREAK = /\r\n|\r|\n/;
+const FORBIDDEN_IN_FIELD = /[\r\n\0]/;
+
+/**
+ * Throws a `TypeError` naming the field if `value` cannot be written as a single-line field.
+ * NUL is refused too: browsers silently ignore an `id` that contains it (undici
+ * `isValidLastEventId`), which would make resume fail without a trace.
+ */
+function assertSingleLine(field: "event" | "id", value: string): void {
+  if (FORBIDDEN_IN_FIELD.test(value)) {
+    throw new TypeError(`The "${field}" field must not contain CR, LF or NUL characters`);
+  }
+}
+
+/** Validates `event` and returns it. */
+export function validateEventName(event: unknown): string {
+  if (typeof event !== "string") {
+    throw new TypeError(`The "event" field must be a string, got ${describe(event)}`);
+  }
+  if (event === "") {
+    // An empty `event:` line makes the client dispatch `message`, which is what omitting the field
+    // does; an empty name is almost always a bug upstream, so it is refused instead of guessed.
+    throw new TypeError('The "event" field must not be empty; omit it to send a "message" event');
+  }
+  assertSingleLine("event", event);
+  return event;
+}
+
+/** Validates `id` and returns it as a string. */
+export function validateId(id: unknown): string {
+  if (typeof id === "number") {
+    if (!Number.isSafeInteger(id) || id < 0) {
+      throw new RangeError(
+        `The "id" field must be a non-negative safe integer or a string, got ${id}`,
+      );
+    }
+    return String(id);
+  }
+  if (typeof id !== "string") {
+    throw new TypeError(`The "id" field must be a string or a number, got ${describe(id)}`);
+  }
+  assertSingleLine("id", id);
+  return id;
+}
+
+/** Validates a `retry` value (milliseconds) and returns it. */
+export function validateRetry(retry: unknown): number {
+  if (typeof retry !== "number") {
+    throw new TypeError(`The "retry" field must be a number, got ${describe(retry)}`);
+  }
+  // Clients apply `retry` only when the value is ASCII digits (spec step "If the field value
+  // consists of only ASCII digits"), so anything else would be dropped silently on the wire.
+  if (!Number.isSafeInteger(retry) || retry < 0) {
+    throw new RangeError(`The "retry" field must be a non-negative safe integer, got ${retry}`);
+  }
+  return retry;
+}
+
+/**
+ * Returns the `data:` lines for `data`: one line per line of input, split on CRLF, CR and LF.
+ * Empty input gives one empty `data:` line (an event with empty data); a trailing line break gives
+ * a trailing empty line, so `"a\n"` arrives as `"a\n"`. Always a space after the colon: the client
+ * strips exactly one, so a value's own leading space survives.
+ */
+export function dataLines(data: string): string {
+  // Fast path: most payloads (JSON, tokens) have no line break at all.
+  if (data.indexOf("\n") === -1 && data.indexOf("\r") === -1) return `data: ${data}\n`;
+  let out = "";
+  for (const line of data.split(LINE_BREAK)) out += `data: ${line}\n`;
+  return out;
+}
+
+/**
+ * Builds one complete event frame. `data` must already be a string (serialize first).
+ *
+ * @example
+ * frameEvent("hello", { event: "greeting", id: "1" })
+ * // => "event: greeting\nid: 1\ndata: hello\n\n"
+ */
+export function frameEvent(data: string, fields?: EventFields): string {
+  if (typeof data !== "string") {
+    throw new TypeError(`Event data must be a string once serialized, got ${describe(data)}`);
+  }
+  let head = "";
+  if (fields !== undefined) {
+    if (fields.event !== undefined) head += `event: ${validateEventName(fields.event)}\n`;
+    if (fields.id !== undefined) head += `id: ${validateId(fields.id)}\n`;
+    if (fields.retry !== undefined) head += `retry: ${validateRetry(fields.retry)}\n`;
+  }
+  return `${head}${dataLines(data)}\n`;
+}
+
+/**
+ * Builds a comment frame: one `:` line per line of `text`. Clients ignore comments; they keep
+ * proxies from timing out an idle connection and are useful for debugging with `curl -N`.
+ */
+export function frameComment(text: string): string {
+  if (typeof text !== "string") {
+    throw new TypeError(`Comment text must be a string, got ${describe(text)}`);
+  }
+  if (text.indexOf("\n") === -1 && text.indexOf("\r") === -1) return `: ${text}\n\n`;
+  let out = "";
+  for (const line of text.split(LINE_BREAK)) out += `: ${line}\n`;
+  return `${out}\n`;
+}
+
+/** Builds a frame that only sets the client's reconnection delay. */
+export function frameRetry(ms: number): string {
+  return `retry: ${validateRetry(ms)}\n\n`;
+}
+
+/** A short description of a value for error messages. */
+export function describe(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  const type = typeof value;
+  if (type === "object") return "an object";
+  if (type === "function") return "a function";
+  if (type === "string") return `a string`;
+  return `${type} ${String(value)}`;
+}
+
+/**
+ * A complete, validated frame, built once and written to any number of streams with
+ * `stream.sendFrame(frame)`. Its constructor is private: every `Frame` comes from the factories
+ * below, so writing one can never corrupt a stream.
+ *
+ * The UTF-8 bytes are encoded once, on first use, and shared by every write: a broadcast to N
+ * clients then costs N `write`s of one `Buffer` instead of N string encodings.
+ */
+export class Frame {
+  /** The frame as text. */
+  readonly text: string;
+  private _bytes: Buffer | undefined = undefined;
+
+  private constructor(text: string) {
+    this.text = text;
+  }
+
+  /** The frame as UTF-8 bytes (encoded once, then cached). */
+  get bytes(): Buffer {
+    if (this._bytes === undefined) this._bytes = Buffer.from(this.text, "utf8");
+    return this._bytes;
+  }
+
+  /** Size of the frame on the wire, in bytes. */
+  get byteLength(): number {
+    return this.bytes.byteLength;
+  }
+
+  /** An event frame; `data` must already be a string. Same rules as {@link frameEvent}. */
+  static event(data: string, fields?: EventFields): Frame {
+    return new Frame(frameEvent(data, fields));
+  }
+
+  /** A comment frame. Same rules as {@link frameComment}. */
+  static comment(text: string): Frame {
+    return new Frame(frameComment(text));
+  }
+
+  /** A frame that only sets the client's reconnection delay. */
+  static retry(ms: number): Frame {
+    return new Frame(frameRetry(ms));
+  }
+}

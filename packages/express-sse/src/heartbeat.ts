@@ -1,0 +1,76 @@
+import { HEARTBEAT_CHECKS_PER_INTERVAL } from "./constants";
+
+/** What the heartbeat needs from a stream (structural, so this module never imports stream.ts). */
+export interface Pingable {
+  /** `Date.now()` of the stream's last write. */
+  lastWriteAt: number;
+  /** Writes a heartbeat comment. */
+  ping(): void;
+}
+
+/**
+ * The open streams of one `sse()` instance, and the one timer that keeps them alive.
+ *
+ * Why one timer and not one per stream: an interval per client costs a timer object and a
+ * closure per connection and must be cleared on every close path; one interval over a `Set` is
+ * O(1) memory per client and can only leak if the set does, which `size` makes checkable (ws's
+ * README does the same over `wss.clients`). The timer starts with the first stream, stops with
+ * the last, and is unref'd so it never keeps a process alive on its own.
+ *
+ * The timer fires four times per interval and pings only streams that have written nothing for a
+ * whole interval, so real traffic is never padded with pings and no stream stays silent for more
+ * than 1.25 x `interval`.
+ */
+export class Heartbeat<T extends Pingable = Pingable> {
+  readonly interval: number;
+  readonly streams = new Set<T>();
+  private _timer: NodeJS.Timeout | undefined = undefined;
+
+  /** @param interval milliseconds; `0` keeps the set but never starts a timer. */
+  constructor(interval: number) {
+    this.interval = interval;
+  }
+
+  get size(): number {
+    return this.streams.size;
+  }
+
+  /** `true` while the timer is scheduled. */
+  get running(): boolean {
+    return this._timer !== undefined;
+  }
+
+  add(stream: T): void {
+    this.streams.add(stream);
+    if (this._timer === undefined && this.interval > 0) {
+      this._timer = setInterval(
+        heartbeatOnTick,
+        Math.max(1, Math.floor(this.interval / HEARTBEAT_CHECKS_PER_INTERVAL)),
+        this,
+      );
+      this._timer.unref();
+    }
+  }
+
+  delete(stream: T): void {
+    if (!this.streams.delete(stream)) return;
+    if (this.streams.size === 0 && this._timer !== undefined) {
+      clearInterval(this._timer);
+      this._timer = undefined;
+    }
+  }
+
+  /** Pings every stream idle for at least `interval` ms. Called by the timer. */
+  tick(now: number = Date.now()): void {
+    const idleSince = now - this.interval;
+    // A ping can close a stream (a dead socket past maxBufferedBytes), which deletes it from the
+    // set while we iterate; Set iteration is defined for deletion of visited entries.
+    for (const stream of this.streams) {
+      if (stream.lastWriteAt <= idleSince) stream.ping();
+    }
+  }
+}
+
+function heartbeatOnTick(heartbeat: Heartbeat): void {
+  heartbeat.tick();
+}

@@ -1,0 +1,91 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { Heartbeat } from "./heartbeat";
+import { resolveOptions, type SseOptions } from "./options";
+import { SseStream, type StreamContext } from "./stream";
+
+declare global {
+  // Declaration merging (as @types/compression adds `res.flush`): `res.sse` is typed in every
+  // Express handler of a project that imports this package, with no cast.
+  // eslint-disable-next-line @typescript-eslint/no-namespace
+  namespace Express {
+    interface Response {
+      /** The Server-Sent Events stream of this response, created on first access. */
+      readonly sse: SseStream;
+    }
+  }
+}
+
+/** The middleware `sse()` returns: Express-compatible, typed on Node's own request/response. */
+export type SseMiddleware = ((
+  req: IncomingMessage,
+  res: ServerResponse,
+  next: (err?: unknown) => void,
+) => void) & {
+  /** The streams currently open through this middleware instance. */
+  readonly streams: ReadonlySet<SseStream>;
+};
+
+const kContext = Symbol("sluice.context");
+type ContextResponse = ServerResponse & { [kContext]?: StreamContext };
+
+/**
+ * Express middleware that gives every response a lazy `res.sse` stream.
+ *
+ * Use it app-wide (`app.use(sse())`) or per route (`app.get("/events", sse(), handler)`); a route's
+ * own `sse()` wins over an app-wide one as long as the stream has not been created yet. Options
+ * are validated here, once: a bad value throws at start-up.
+ *
+ * @example
+ * app.use(sse({ heartbeat: 15_000, retry: 3_000 }));
+ * app.get("/time", (req, res) => {
+ *   const t = setInterval(() => res.sse.send(new Date().toISOString(), { event: "time" }), 1000);
+ *   res.sse.onClose(() => clearInterval(t));
+ * });
+ */
+export function sse(options?: SseOptions): SseMiddleware {
+  const resolved = resolveOptions(options);
+  const context: StreamContext = {
+    options: resolved,
+    heartbeat: new Heartbeat<SseStream>(resolved.heartbeat),
+  };
+
+  function sseMiddleware(
+    _req: IncomingMessage,
+    res: ServerResponse,
+    next: (err?: unknown) => void,
+  ): void {
+    const own = Object.getOwnPropertyDescriptor(res, "sse");
+    // Keep a stream that already exists; otherwise (re)install the lazy getter with our context.
+    if (own === undefined || own.get !== undefined) {
+      (res as ContextResponse)[kContext] = context;
+      if (own === undefined) {
+        Object.defineProperty(res, "sse", { get: getSse, configurable: true, enumerable: false });
+      }
+    }
+    next();
+  }
+
+  return Object.defineProperty(sseMiddleware, "streams", {
+    value: context.heartbeat.streams,
+    enumerable: true,
+  }) as SseMiddleware;
+}
+
+/**
+ * The lazy `res.sse` getter: one shared function (no closure per request) that creates the
+ * stream on first access and replaces itself with a plain value.
+ */
+function getSse(this: ContextResponse): SseStream {
+  const context = this[kContext];
+  if (context === undefined || this.req === undefined) {
+    throw new Error("res.sse is only available on responses that passed through sse()");
+  }
+  const stream = new SseStream(this.req, this, context);
+  Object.defineProperty(this, "sse", {
+    value: stream,
+    writable: false,
+    configurable: true,
+    enumerable: false,
+  });
+  return stream;
+}

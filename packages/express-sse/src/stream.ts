@@ -1,0 +1,433 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import {
+  HEARTBEAT_COMMENT,
+  SSE_CACHE_CONTROL,
+  SSE_CONTENT_TYPE,
+  DEFAULT_RETRY_AFTER_S,
+} from "./constants";
+import { Frame, frameComment, frameEvent, frameRetry, describe, type EventFields } from "./frame";
+import type { Heartbeat } from "./heartbeat";
+import type { ResolvedOptions } from "./options";
+import { pipe, type PipeOptions, type PipeSource } from "./pipe";
+
+/** Why a stream closed; found on `signal.reason.type` and passed to `onClose` callbacks. */
+export type CloseReason =
+  /** The client went away (closed the tab, lost the network, `EventSource#close()`). */
+  | "client-disconnected"
+  /** The server called `close()`. */
+  | "closed"
+  /** The client fell more than `maxBufferedBytes` behind and was disconnected. */
+  | "max-buffered-bytes"
+  /** `maxConnections` was reached; the client got 503 + `Retry-After`. */
+  | "max-connections"
+  /** A `HEAD` request: headers were sent and the response ended, as HTTP requires. */
+  | "head-request"
+  /** The stream was closed by a graceful shutdown. */
+  | "shutdown"
+  /** The stream reached its `maxLifetime` and was closed so the client reconnects. */
+  | "max-lifetime";
+
+/** The `reason` of an aborted `res.sse.signal`: an `Error` whose `type` says why. */
+export class StreamClosedError extends Error {
+  readonly type: CloseReason;
+  constructor(type: CloseReason) {
+    super(CLOSE_MESSAGES[type]);
+    this.name = "StreamClosedError";
+    this.type = type;
+  }
+}
+
+const CLOSE_MESSAGES: Record<CloseReason, string> = {
+  "client-disconnected": "The client disconnected",
+  closed: "The stream was closed by the server",
+  "max-buffered-bytes": "The client was too slow: its unsent data passed maxBufferedBytes",
+  "max-connections": "Too many open streams: maxConnections was reached",
+  "head-request": "HEAD request: no body is sent",
+  shutdown: "The server is shutting down",
+  "max-lifetime": "The stream reached its maxLifetime",
+};
+
+/** Options of `send()`: the event's fields other than data. */
+export type SendOptions = EventFields;
+
+/** What every stream of one `sse()` instance shares. */
+export interface StreamContext {
+  readonly options: ResolvedOptions;
+  readonly heartbeat: Heartbeat<SseStream>;
+}
+
+type CloseCallback = (reason: StreamClosedError) => void;
+
+// States, as in ws: an integer, not a handful of booleans.
+const CONNECTING = 0; // created (res.sse touched), headers not sent yet
+const OPEN = 1; // headers sent, writing events
+const CLOSED = 2; // done; every write is a no-op that returns false
+
+const kStream = Symbol("sluice.stream");
+type TaggedResponse = ServerResponse & { [kStream]?: SseStream | undefined; flush?: () => void };
+
+const HEARTBEAT_FRAME = frameComment(HEARTBEAT_COMMENT);
+
+/**
+ * One Server-Sent Events response: `res.sse`.
+ *
+ * Created lazily by the `sse()` middleware the first time a handler reads `res.sse`; nothing is
+ * written and no timer starts until the first `send()`/`comment()`/`retry()`/`start()`.
+ *
+ * @see https://html.spec.whatwg.org/multipage/server-sent-events.html
+ */
+export class SseStream {
+  /** `Date.now()` of the last write; the heartbeat pings streams idle for a whole interval. */
+  lastWriteAt = 0;
+
+  private readonly _req: IncomingMessage;
+  private readonly _res: TaggedResponse;
+  private readonly _ctx: StreamContext;
+  private _state: number = CONNECTING;
+  private _reason: StreamClosedError | undefined = undefined;
+  private _controller: AbortController | undefined = undefined;
+  private _callbacks: CloseCallback[] | undefined = undefined;
+  private _drainWaiters: Array<(drained: boolean) => void> | undefined = undefined;
+
+  /** @internal Use the `sse()` middleware; `res.sse` is the stream. */
+  constructor(req: IncomingMessage, res: ServerResponse, ctx: StreamContext) {
+    this._req = req;
+    this._res = res;
+    this._ctx = ctx;
+    const tagged = res as TaggedResponse;
+    tagged[kStream] = this;
+    // Named module-level listeners (found through the response's tag) instead of closures: no
+    // allocation per stream, and each one is removed by name on the single close path.
+    res.on("close", resOnClose);
+    res.on("error", resOnError);
+    if (res.destroyed || res.writableEnded) this._finalize("client-disconnected");
+  }
+
+  /** `true` once the stream is closed, for whatever reason. */
+  get closed(): boolean {
+    return this._state === CLOSED;
+  }
+
+  /** Aborted when the stream closes; `signal.reason` is a {@link StreamClosedError}. */
+  get signal(): AbortSignal {
+    if (this._controller === undefined) {
+      // Created on first use: most streams never need one, and an AbortController costs memory.
+      this._controller = new AbortController();
+      if (this._reason !== undefined) this._controller.abort(this._reason);
+    }
+    return this._controller.signal;
+  }
+
+  /**
+   * The `Last-Event-ID` request header as sent by the client (on reconnect, the `id` of the last
+   * event it received), or `undefined`.
+   */
+  get lastEventId(): string | undefined {
+    const value = this._req.headers["last-event-id"];
+    return typeof value === "string" ? value : undefined;
+  }
+
+  /** Bytes written but not yet handed to the kernel (the response's and its socket's queues). */
+  get bufferedBytes(): number {
+    return this._res.writableLength;
+  }
+
+  /** Why the stream closed, once it has. */
+  get closeReason(): StreamClosedError | undefined {
+    return this._reason;
+  }
+
+  /** The request this stream answers. */
+  get request(): IncomingMessage {
+    return this._req;
+  }
+
+  /**
+   * Sends headers now instead of with the first event (so the client's `open` fires). Idempotent.
+   * @throws {Error} if the response's headers were already sent by something else.
+   */
+  start(): this {
+    if (this._state === CONNECTING) this._start();
+    return this;
+  }
+
+  /**
+   * Sends one event. Strings are sent as they are (split into `data:` lines on CRLF, CR and LF);
+   * anything else goes through the serializer (`JSON.stringify` by default).
+   *
+   * @returns `false` when the client is not keeping up (wait for {@link drain}) or the stream is
+   *     closed, like `stream.write()`.
+   * @throws {TypeError} for an `event` or `id` with CR, LF or NUL, or data the serializer turns
+   *     into something other than a string. Nothing is written; the stream stays usable.
+   * @throws {RangeError} for a `retry` that is not a non-negative safe integer.
+   *
+   * @example
+   * res.sse.send({ progress: 42 }, { event: "progress", id: "7" });
+   */
+  send(data: unknown, options?: SendOptions): boolean {
+    const text = typeof data === "string" ? data : this.serialize(data);
+    const frame = frameEvent(text, options);
+    if (this._state === CLOSED) return false;
+    return this._write(frame, Date.now());
+  }
+
+  /**
+   * Sends a comment (`: text`), ignored by clients. A multi-line text becomes several comment
+   * lines. Useful as a manual keep-alive or for debugging with `curl -N`.
+   */
+  comment(text: string): boolean {
+    const frame = frameComment(text);
+    if (this._state === CLOSED) return false;
+    return this._write(frame, Date.now());
+  }
+
+  /** Tells the client to wait `ms` milliseconds before reconnecting after a disconnect. */
+  retry(ms: number): boolean {
+    const frame = frameRetry(ms);
+    if (this._state === CLOSED) return false;
+    return this._write(frame, Date.now());
+  }
+
+  /**
+   * Writes a frame built once with `Frame.event()` (or a `Channel`), for sending the same event to
+   * many streams without serializing it again.
+   */
+  sendFrame(frame: Frame): boolean {
+    if (!(frame instanceof Frame)) {
+      throw new TypeError(`sendFrame() takes a Frame, got ${describe(frame)}`);
+    }
+    if (this._state === CLOSED) return false;
+    return this._write(frame.bytes, Date.now());
+  }
+
+  /** Runs the serializer on `data` and checks that it returned a string. */
+  serialize(data: unknown): string {
+    const text = this._ctx.options.serialize(data);
+    if (typeof text !== "string") {
+      throw new TypeError(
+        `The serializer must return a string, got ${describe(text)}` +
+          (text === undefined
+            ? " (JSON.stringify returns undefined for undefined and functions)"
+            : ""),
+      );
+    }
+    return text;
+  }
+
+  /**
+   * Resolves `true` when the client has caught up (immediately if it is not behind), or `false`
+   * when the stream closes first. Never rejects.
+   *
+   * @example
+   * for (const row of rows) {
+   *   if (!res.sse.send(row) && !(await res.sse.drain())) break; // client left
+   * }
+   */
+  drain(): Promise<boolean> {
+    if (this._state === CLOSED) return Promise.resolve(false);
+    if (!this._res.writableNeedDrain) return Promise.resolve(true);
+    return new Promise<boolean>((resolve) => {
+      if (this._drainWaiters === undefined) {
+        this._drainWaiters = [];
+        this._res.on("drain", resOnDrain);
+      }
+      this._drainWaiters.push(resolve);
+    });
+  }
+
+  /**
+   * Sends each item of `source` as an event until it ends or the client leaves; waits for the
+   * client to catch up when it falls behind. When the client leaves, the iterator's `return()`
+   * runs at once, so an upstream request (an LLM token stream, a database cursor) is released.
+   *
+   * @returns `true` when the source was exhausted, `false` when the stream closed first. Rejects
+   *     with the source's own error (after which the stream is still open).
+   */
+  pipe<T>(source: PipeSource<T>, options?: PipeOptions<T>): Promise<boolean> {
+    return pipe(this, source, options);
+  }
+
+  /**
+   * Calls `fn` once when the stream closes, with the reason. Called at once (on the next tick) if
+   * it already has.
+   * @returns a function that removes the callback.
+   */
+  onClose(fn: CloseCallback): () => void {
+    if (typeof fn !== "function") {
+      throw new TypeError(`onClose() takes a function, got ${describe(fn)}`);
+    }
+    if (this._state === CLOSED) {
+      process.nextTick(fn, this._reason as StreamClosedError);
+      return noop;
+    }
+    (this._callbacks ??= []).push(fn);
+    return () => {
+      const list = this._callbacks;
+      if (list === undefined) return;
+      const i = list.indexOf(fn);
+      if (i !== -1) list.splice(i, 1);
+    };
+  }
+
+  /**
+   * Ends the response. Clients reconnect after their retry delay (EventSource always does; to
+   * make a browser stop, answer its next request with 204). Safe to call more than once.
+   */
+  close(): void {
+    this._end("closed");
+  }
+
+  /** @internal Ends the response with a given reason (used by shutdown and `maxLifetime`). */
+  _end(type: CloseReason): void {
+    if (this._state === CLOSED) return;
+    if (this._state === CONNECTING && !this._res.headersSent) this._start();
+    if (this._state === CLOSED) return; // _start() may have closed it (HEAD, maxConnections)
+    this._finalize(type);
+    this._res.end();
+  }
+
+  /** @internal The heartbeat. */
+  ping(): void {
+    if (this._state === OPEN) this._write(HEARTBEAT_FRAME, Date.now());
+  }
+
+  /**
+   * @internal Writes already-framed bytes; the one write path. `now` is passed in so that a
+   * broadcast reads the clock once, not once per client.
+   */
+  _write(chunk: string | Buffer, now: number): boolean {
+    if (this._state !== OPEN) {
+      if (this._state === CLOSED) return false;
+      this._start();
+      if (this._state !== OPEN) return false;
+    }
+    const res = this._res;
+    if (res.writableEnded || res.destroyed) {
+      // Something ended the response behind our back (res.end() by the user, a socket error not
+      // yet reported). Writing now would emit 'error' on the response; treat it as a close.
+      this._finalize(res.destroyed ? "client-disconnected" : "closed");
+      return false;
+    }
+    const ok = res.write(chunk);
+    if (res.flush !== undefined) res.flush(); // compression middleware: push this event out now
+    this.lastWriteAt = now;
+    if (!ok && res.writableLength > this._ctx.options.maxBufferedBytes) {
+      this._finalize("max-buffered-bytes");
+      res.destroy();
+      return false;
+    }
+    return ok;
+  }
+
+  private _start(): void {
+    const req = this._req;
+    const res = this._res;
+    const { options, heartbeat } = this._ctx;
+    if (res.headersSent) {
+      throw new Error(
+        "Cannot start an event stream: the response headers were already sent. " +
+          "Use res.sse before anything else writes to the response.",
+      );
+    }
+    if (heartbeat.size >= options.maxConnections) {
+      res.writeHead(503, {
+        "Retry-After": String(
+          options.retry === undefined
+            ? DEFAULT_RETRY_AFTER_S
+            : Math.max(1, Math.ceil(options.retry / 1000)),
+        ),
+        "Content-Type": "text/plain; charset=utf-8",
+        "Cache-Control": "no-store",
+      });
+      this._finalize("max-connections");
+      res.end("Too many open event streams; retry later.\n");
+      return;
+    }
+    res.setHeader("Content-Type", SSE_CONTENT_TYPE);
+    res.setHeader("Cache-Control", SSE_CACHE_CONTROL);
+    // Connection-specific headers are forbidden in HTTP/2 (RFC 9113 section 8.2.2).
+    if (req.httpVersionMajor < 2) res.setHeader("Connection", "keep-alive");
+    // nginx: do not buffer this response even where proxy_buffering is on.
+    res.setHeader("X-Accel-Buffering", "no");
+    for (const name in options.headers) res.setHeader(name, options.headers[name] as string);
+    res.writeHead(200);
+    if (req.method === "HEAD") {
+      this._finalize("head-request");
+      res.end();
+      return;
+    }
+    this._state = OPEN;
+    heartbeat.add(this);
+    const now = Date.now();
+    this.lastWriteAt = now;
+    if (options.retry !== undefined) res.write(frameRetry(options.retry));
+    else res.flushHeaders();
+    if (res.flush !== undefined) res.flush();
+  }
+
+  /** @internal The single close path: every listener, timer slot and waiter is released here. */
+  _finalize(type: CloseReason): void {
+    if (this._state === CLOSED) return;
+    this._state = CLOSED;
+    const res = this._res;
+    res.removeListener("close", resOnClose);
+    res.removeListener("error", resOnError);
+    res[kStream] = undefined;
+    this._ctx.heartbeat.delete(this);
+
+    const reason = new StreamClosedError(type);
+    this._reason = reason;
+    if (this._drainWaiters !== undefined) {
+      res.removeListener("drain", resOnDrain);
+      const waiters = this._drainWaiters;
+      this._drainWaiters = undefined;
+      for (const resolve of waiters) resolve(false);
+    }
+    if (this._controller !== undefined) this._controller.abort(reason);
+    const callbacks = this._callbacks;
+    this._callbacks = undefined;
+    if (callbacks !== undefined) {
+      for (const fn of callbacks) {
+        try {
+          fn(reason);
+        } catch (err) {
+          // Run every callback, then surface the error as an uncaught exception, as an
+          // EventEmitter listener's would: never swallowed.
+          process.nextTick(rethrow, err);
+        }
+      }
+    }
+  }
+
+  /** @internal */
+  _onDrain(): void {
+    const waiters = this._drainWaiters;
+    if (waiters === undefined) return;
+    this._drainWaiters = undefined;
+    this._res.removeListener("drain", resOnDrain);
+    for (const resolve of waiters) resolve(true);
+  }
+}
+
+function resOnClose(this: TaggedResponse): void {
+  const stream = this[kStream];
+  if (stream !== undefined) stream._finalize("client-disconnected");
+}
+
+function resOnError(this: TaggedResponse): void {
+  // Socket errors (ECONNRESET, EPIPE) mean the client is gone; 'close' follows. Handling 'error'
+  // here keeps one dead client from becoming an uncaught exception.
+  const stream = this[kStream];
+  if (stream !== undefined) stream._finalize("client-disconnected");
+}
+
+function resOnDrain(this: TaggedResponse): void {
+  const stream = this[kStream];
+  if (stream !== undefined) stream._onDrain();
+}
+
+function rethrow(err: unknown): never {
+  throw err;
+}
+
+function noop(): void {}
