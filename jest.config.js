@@ -1,4 +1,15 @@
+const fs = require("node:fs");
+const path = require("node:path");
+
+// Every workspace package with its own jest.config.js is a jest project.
+const projects = ["packages", "apps"].flatMap((dir) =>
+  fs.existsSync(path.join(__dirname, dir))
+    ? fs
+        .readdirSync(path.join(__dirname, dir))
+        .map((name) => path.join(__dirname, dir, name, "jest.config.js"))
+        .filter((file) => fs.existsSync(file))
+    : [],
+);
+
 /** @type {import('jest').Config} */
-module.exports = {
-  projects: ["<rootDir>/packages/*/jest.config.js", "<rootDir>/apps/*/jest.config.js"],
-};
+module.exports = { projects };

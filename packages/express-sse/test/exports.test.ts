@@ -1,0 +1,16 @@
+import * as api from "../src";
+import * as testing from "../src/testing";
+
+describe("public surface", () => {
+  test("the main entry exports exactly these values", () => {
+    expect(Object.keys(api).sort()).toEqual(["Frame", "SseStream", "StreamClosedError", "sse"]);
+  });
+
+  test("the testing entry exports exactly these values", () => {
+    expect(Object.keys(testing).sort()).toEqual([
+      "collectEvents",
+      "createParser",
+      "parseEventStream",
+    ]);
+  });
+});

@@ -1,0 +1,114 @@
+import express from "express";
+import { Heartbeat, type Pingable } from "../src/heartbeat";
+import { sse } from "../src";
+import { collectEvents } from "../src/testing";
+import { closeAllServers } from "./helpers/server";
+
+function fakeStream(lastWriteAt = 0): Pingable & { pings: number[] } {
+  const stream = {
+    lastWriteAt,
+    pings: [] as number[],
+    ping() {
+      stream.pings.push(Date.now());
+      stream.lastWriteAt = Date.now();
+    },
+  };
+  return stream;
+}
+
+describe("Heartbeat", () => {
+  beforeEach(() => jest.useFakeTimers({ now: 0 }));
+  afterEach(() => jest.useRealTimers());
+
+  test("pings a stream once it has been idle for a whole interval", () => {
+    const hb = new Heartbeat(1000);
+    const s = fakeStream(0);
+    hb.add(s);
+    jest.advanceTimersByTime(999);
+    expect(s.pings).toEqual([]);
+    jest.advanceTimersByTime(1);
+    expect(s.pings).toEqual([1000]);
+    jest.advanceTimersByTime(3000);
+    expect(s.pings).toEqual([1000, 2000, 3000, 4000]);
+    hb.delete(s);
+  });
+
+  test("never pings a stream that keeps writing, and stays silent at most 1.25 x interval", () => {
+    const hb = new Heartbeat(1000);
+    const busy = fakeStream(0);
+    const idleAfterWrite = fakeStream(100); // last wrote at t=100
+    hb.add(busy);
+    hb.add(idleAfterWrite);
+    for (let t = 0; t < 5000; t += 200) {
+      jest.advanceTimersByTime(200);
+      busy.lastWriteAt = Date.now();
+    }
+    expect(busy.pings).toEqual([]);
+    // first check at which now - 1000 >= 100 is t=1250: silence of 1150 ms <= 1250 ms
+    expect(idleAfterWrite.pings[0]).toBe(1250);
+    hb.delete(busy);
+    hb.delete(idleAfterWrite);
+  });
+
+  test("runs one unref'd timer for all streams, only while there are streams", () => {
+    const hb = new Heartbeat(1000);
+    expect(hb.running).toBe(false);
+    const streams = Array.from({ length: 100 }, () => fakeStream());
+    for (const s of streams) hb.add(s);
+    expect(hb.running).toBe(true);
+    expect(jest.getTimerCount()).toBe(1);
+    expect((hb as unknown as { _timer: NodeJS.Timeout })._timer.hasRef()).toBe(false);
+    for (const s of streams) hb.delete(s);
+    expect(hb.running).toBe(false);
+    expect(jest.getTimerCount()).toBe(0);
+  });
+
+  test("heartbeat 0 tracks streams but never starts a timer", () => {
+    const hb = new Heartbeat(0);
+    const s = fakeStream();
+    hb.add(s);
+    expect(hb.size).toBe(1);
+    expect(hb.running).toBe(false);
+    jest.advanceTimersByTime(60_000);
+    expect(s.pings).toEqual([]);
+    hb.delete(s);
+  });
+
+  test("a stream closed by its own ping is removed without disturbing the others", () => {
+    const hb = new Heartbeat(1000);
+    const others = [fakeStream(), fakeStream()];
+    const dying: Pingable = { lastWriteAt: 0, ping: () => hb.delete(dying) };
+    hb.add(others[0]!);
+    hb.add(dying);
+    hb.add(others[1]!);
+    jest.advanceTimersByTime(1000);
+    expect(hb.size).toBe(2);
+    expect(others.map((s) => s.pings.length)).toEqual([1, 1]);
+    for (const s of others) hb.delete(s);
+  });
+});
+
+describe("heartbeat on real streams", () => {
+  afterEach(closeAllServers);
+
+  test("an idle stream gets ': ping' comments; a busy one gets none", async () => {
+    const app = express();
+    app.use(sse({ heartbeat: 100 }));
+    app.get("/idle", (_req, res) => res.sse.start());
+    app.get("/busy", (_req, res) => {
+      const t = setInterval(() => res.sse.send("tick"), 20);
+      res.sse.onClose(() => clearInterval(t));
+    });
+    const [idle, busy] = await Promise.all([
+      collectEvents(app, { path: "/idle", duration: 450 }),
+      collectEvents(app, { path: "/busy", duration: 450 }),
+    ]);
+    // 450 ms at 100 ms: at least 2 pings even on a loaded machine, at most one per 100 ms
+    expect(idle.comments.length).toBeGreaterThanOrEqual(2);
+    expect(idle.comments.length).toBeLessThanOrEqual(4);
+    expect(new Set(idle.comments)).toEqual(new Set(["ping"]));
+    expect(idle.raw).toMatch(/^(: ping\n\n)+$/);
+    expect(busy.comments).toEqual([]);
+    expect(busy.events.length).toBeGreaterThan(5);
+  });
+});

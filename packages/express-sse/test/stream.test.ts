@@ -1,0 +1,474 @@
+import type { Request, Response } from "express";
+import { EventSource } from "eventsource";
+import { sse, SseStream, StreamClosedError, Frame } from "../src";
+import { collectEvents } from "../src/testing";
+import { EXPRESS_VERSIONS } from "./helpers/express";
+import {
+  closeAllServers,
+  deferred,
+  getHeaders,
+  listen,
+  rawRequest,
+  waitFor,
+  sleep,
+} from "./helpers/server";
+
+afterEach(closeAllServers);
+
+describe.each(EXPRESS_VERSIONS)("SseStream on %s", (_name, express) => {
+  function appWith(
+    handler: (req: Request, res: Response) => void,
+    options?: Parameters<typeof sse>[0],
+  ) {
+    const app = express();
+    const middleware = sse(options);
+    app.use(middleware);
+    app.get("/s", handler);
+    return { app, middleware };
+  }
+
+  describe("headers", () => {
+    test("sends the event-stream headers at once, before any event", async () => {
+      const { app } = appWith((_req, res) => {
+        res.sse.start();
+      });
+      const { url } = await listen(app);
+      const res = await getHeaders(`${url}/s`);
+      expect(res.statusCode).toBe(200);
+      expect(res.headers["content-type"]).toBe("text/event-stream; charset=utf-8");
+      expect(res.headers["cache-control"]).toBe("no-cache, no-transform");
+      expect(res.headers["connection"]).toBe("keep-alive");
+      expect(res.headers["x-accel-buffering"]).toBe("no");
+      expect(res.headers["content-length"]).toBeUndefined();
+      res.destroy();
+    });
+
+    test("adds the headers option and keeps headers set earlier by other middleware", async () => {
+      const app = express();
+      app.use((_req, res, next) => {
+        res.setHeader("Access-Control-Allow-Origin", "*");
+        next();
+      });
+      app.use(sse({ headers: { "X-Stream": "yes" } }));
+      app.get("/s", (_req, res) => res.sse.send("x"));
+      const { headers } = await collectEvents(app, { path: "/s", count: 1 });
+      expect(headers["x-stream"]).toBe("yes");
+      expect(headers["access-control-allow-origin"]).toBe("*");
+    });
+
+    test("sends the retry option once, first", async () => {
+      const { app } = appWith((_req, res) => res.sse.send("a"), { retry: 3000 });
+      const { raw, retries } = await collectEvents(app, { path: "/s", count: 1 });
+      expect(raw).toBe("retry: 3000\n\ndata: a\n\n");
+      expect(retries).toEqual([3000]);
+    });
+
+    test("answers HEAD with the headers and an empty body, and closes the stream", async () => {
+      const closed = deferred<StreamClosedError>();
+      const { app } = appWith((_req, res) => {
+        res.sse.onClose(closed.resolve);
+        expect(res.sse.send("never")).toBe(false);
+      });
+      app.head("/h", (_req, res) => {
+        res.sse.onClose(closed.resolve);
+        expect(res.sse.send("never")).toBe(false);
+      });
+      const { url } = await listen(app);
+      const res = await fetch(`${url}/h`, { method: "HEAD" });
+      expect(res.status).toBe(200);
+      expect(res.headers.get("content-type")).toBe("text/event-stream; charset=utf-8");
+      expect(await res.text()).toBe("");
+      expect((await closed.promise).type).toBe("head-request");
+    });
+  });
+
+  describe("laziness", () => {
+    test("a handler that never touches res.sse gets an ordinary response and costs no stream", async () => {
+      const app = express();
+      const middleware = sse();
+      app.use(middleware);
+      app.get("/plain", (_req, res) => {
+        res.json({ ok: true });
+      });
+      const { url } = await listen(app);
+      const res = await fetch(`${url}/plain`);
+      expect(res.headers.get("content-type")).toMatch(/^application\/json/);
+      expect(res.headers.get("x-accel-buffering")).toBeNull();
+      expect(await res.json()).toEqual({ ok: true });
+      expect(middleware.streams.size).toBe(0);
+    });
+
+    test("touching res.sse writes nothing until the first send", async () => {
+      const touched = deferred<SseStream>();
+      const { app, middleware } = appWith((_req, res) => touched.resolve(res.sse));
+      const { port } = await listen(app);
+      const socket = await rawRequest(port, "/s");
+      let received = "";
+      socket.on("data", (c: Buffer) => (received += c.toString()));
+      const stream = await touched.promise;
+      await sleep(50);
+      expect(received).toBe("");
+      expect(middleware.streams.size).toBe(0);
+      stream.send("now");
+      await waitFor(() => received.includes("data: now\n\n"), { what: "first event" });
+      expect(received).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+      expect(middleware.streams.size).toBe(1);
+      socket.destroy();
+    });
+
+    test("res.sse is the same object on every access", async () => {
+      const { app } = appWith((_req, res) => {
+        const first = res.sse;
+        expect(res.sse).toBe(first);
+        expect(first).toBeInstanceOf(SseStream);
+        res.sse.send("ok");
+      });
+      const { events } = await collectEvents(app, { path: "/s", count: 1 });
+      expect(events[0]?.data).toBe("ok");
+    });
+
+    test("a route-level sse() overrides the app-wide options", async () => {
+      const app = express();
+      app.use(sse({ retry: 1000 }));
+      app.get("/s", sse({ retry: 2000 }), (_req, res) => res.sse.send("a"));
+      const { retries } = await collectEvents(app, { path: "/s", count: 1 });
+      expect(retries).toEqual([2000]);
+    });
+  });
+
+  describe("#send()", () => {
+    test("writes strings as they are and everything else through JSON.stringify", async () => {
+      const { app } = appWith((_req, res) => {
+        res.sse.send("plain text");
+        res.sse.send({ a: 1, b: ["x"] });
+        res.sse.send(42);
+        res.sse.send(null);
+        res.sse.send("two\nlines", { event: "multi", id: "7" });
+      });
+      const { raw, events } = await collectEvents(app, { path: "/s", count: 5 });
+      expect(raw).toBe(
+        "data: plain text\n\n" +
+          'data: {"a":1,"b":["x"]}\n\n' +
+          "data: 42\n\n" +
+          "data: null\n\n" +
+          "event: multi\nid: 7\ndata: two\ndata: lines\n\n",
+      );
+      expect(events.map((e) => e.data)).toEqual([
+        "plain text",
+        '{"a":1,"b":["x"]}',
+        "42",
+        "null",
+        "two\nlines",
+      ]);
+    });
+
+    test("uses the serialize option for non-string data", async () => {
+      const { app } = appWith((_req, res) => res.sse.send({ n: 1 }), {
+        serialize: (d) => `custom:${JSON.stringify(d)}`,
+      });
+      const { events } = await collectEvents(app, { path: "/s", count: 1 });
+      expect(events[0]?.data).toBe('custom:{"n":1}');
+    });
+
+    test("a serializer that throws reaches the caller; nothing is written and the stream stays usable", async () => {
+      const { app } = appWith(
+        (_req, res) => {
+          res.sse.send("before");
+          expect(() => res.sse.send({ boom: true })).toThrow(new Error("cannot serialize"));
+          const circular: Record<string, unknown> = {};
+          circular["self"] = circular;
+          expect(() => res.sse.send(circular)).toThrow(TypeError);
+          res.sse.send("after");
+        },
+        {
+          serialize: (d) => {
+            if ((d as { boom?: boolean }).boom) throw new Error("cannot serialize");
+            return JSON.stringify(d);
+          },
+        },
+      );
+      const { raw } = await collectEvents(app, { path: "/s", count: 2 });
+      expect(raw).toBe("data: before\n\ndata: after\n\n");
+    });
+
+    test("data the serializer turns into undefined is a TypeError naming the cause", async () => {
+      const { app } = appWith((_req, res) => {
+        expect(() => res.sse.send(undefined)).toThrow(
+          new TypeError(
+            "The serializer must return a string, got undefined undefined (JSON.stringify returns undefined for undefined and functions)",
+          ),
+        );
+        res.sse.send("still fine");
+      });
+      const { raw } = await collectEvents(app, { path: "/s", count: 1 });
+      expect(raw).toBe("data: still fine\n\n");
+    });
+
+    test("an event name or id with CR, LF or NUL is a TypeError at the call and is never written", async () => {
+      const { app } = appWith((_req, res) => {
+        expect(() => res.sse.send("x", { event: "a\nb" })).toThrow(
+          new TypeError('The "event" field must not contain CR, LF or NUL characters'),
+        );
+        expect(() => res.sse.send("x", { id: "1\r\ndata: injected" })).toThrow(
+          new TypeError('The "id" field must not contain CR, LF or NUL characters'),
+        );
+        expect(() => res.sse.send("x", { id: "a\0b" })).toThrow(TypeError);
+        expect(() => res.sse.send("x", { retry: -1 })).toThrow(RangeError);
+        res.sse.send("ok", { event: "fine" });
+      });
+      const { raw, events } = await collectEvents(app, { path: "/s", count: 1 });
+      expect(raw).toBe("event: fine\ndata: ok\n\n");
+      expect(events).toEqual([{ event: "fine", data: "ok", id: "" }]);
+    });
+
+    test("data cannot inject fields or events: every line stays data", async () => {
+      const hostile = "hi\n\nevent: admin\ndata: x\r\nid: 99\rretry: 1";
+      const { app } = appWith((_req, res) => res.sse.send(hostile));
+      const { events, retries } = await collectEvents(app, { path: "/s", count: 1, timeout: 2000 });
+      expect(events).toEqual([
+        { event: "message", data: hostile.replace(/\r\n|\r/g, "\n"), id: "" },
+      ]);
+      expect(retries).toEqual([]);
+    });
+
+    test("sendFrame() writes a prebuilt frame, byte for byte", async () => {
+      const frame = Frame.event("shared", { event: "news", id: "3" });
+      const { app } = appWith((_req, res) => {
+        res.sse.sendFrame(frame);
+        expect(() => res.sse.sendFrame("event: x\n\n" as unknown as Frame)).toThrow(
+          new TypeError("sendFrame() takes a Frame, got a string"),
+        );
+      });
+      const { raw } = await collectEvents(app, { path: "/s", count: 1 });
+      expect(raw).toBe("event: news\nid: 3\ndata: shared\n\n");
+    });
+  });
+
+  describe("#comment() and #retry()", () => {
+    test("write comment lines and a retry field", async () => {
+      const { app } = appWith((_req, res) => {
+        res.sse.comment("hello");
+        res.sse.comment("two\nlines");
+        res.sse.retry(0);
+        res.sse.send("end");
+      });
+      const { raw, comments, retries } = await collectEvents(app, { path: "/s", count: 1 });
+      expect(raw).toBe(": hello\n\n: two\n: lines\n\nretry: 0\n\ndata: end\n\n");
+      expect(comments).toEqual(["hello", "two", "lines"]);
+      expect(retries).toEqual([0]);
+    });
+  });
+
+  describe("with the eventsource client", () => {
+    test("named events reach addEventListener and lastEventId follows the ids", async () => {
+      const { app } = appWith((_req, res) => {
+        res.sse.send({ t: 1 }, { event: "time", id: "e1" });
+        res.sse.send("plain", { id: "e2" });
+      });
+      const { url } = await listen(app);
+      const es = new EventSource(`${url}/s`);
+      try {
+        const seen: Array<[string, string, string]> = [];
+        const done = new Promise<void>((resolve) => {
+          es.addEventListener("time", (e) => seen.push(["time", e.data, e.lastEventId]));
+          es.addEventListener("message", (e) => {
+            seen.push(["message", e.data, e.lastEventId]);
+            resolve();
+          });
+        });
+        await done;
+        expect(seen).toEqual([
+          ["time", '{"t":1}', "e1"],
+          ["message", "plain", "e2"],
+        ]);
+      } finally {
+        es.close();
+      }
+    });
+
+    test("lastEventId exposes the Last-Event-ID header", async () => {
+      const seen = deferred<string | undefined>();
+      const { app } = appWith((_req, res) => {
+        seen.resolve(res.sse.lastEventId);
+        res.sse.send("x");
+      });
+      await collectEvents(app, { path: "/s", count: 1, headers: { "Last-Event-ID": "41" } });
+      expect(await seen.promise).toBe("41");
+    });
+  });
+
+  describe("#close(), #signal and #onClose()", () => {
+    test("close() ends the response; later writes are no-ops returning false; close is idempotent", async () => {
+      const reasons: string[] = [];
+      const { app, middleware } = appWith((_req, res) => {
+        res.sse.onClose((r) => reasons.push(r.type));
+        res.sse.send("one");
+        res.sse.close();
+        res.sse.close();
+        expect(res.sse.closed).toBe(true);
+        expect(res.sse.send("two")).toBe(false);
+        expect(res.sse.comment("c")).toBe(false);
+        expect(res.sse.signal.aborted).toBe(true);
+        expect(res.sse.signal.reason).toBeInstanceOf(StreamClosedError);
+        expect((res.sse.signal.reason as StreamClosedError).type).toBe("closed");
+      });
+      const result = await collectEvents(app, { path: "/s" });
+      expect(result.ended).toBe(true);
+      expect(result.raw).toBe("data: one\n\n");
+      expect(reasons).toEqual(["closed"]);
+      expect(middleware.streams.size).toBe(0);
+    });
+
+    test("close() before any event sends the headers and an empty stream", async () => {
+      const { app } = appWith((_req, res) => res.sse.close());
+      const result = await collectEvents(app, { path: "/s" });
+      expect(result.status).toBe(200);
+      expect(result.headers["content-type"]).toBe("text/event-stream; charset=utf-8");
+      expect(result.ended).toBe(true);
+      expect(result.raw).toBe("");
+    });
+
+    test("a client disconnect aborts signal with client-disconnected and runs onClose once", async () => {
+      const stream = deferred<SseStream>();
+      const { app, middleware } = appWith((_req, res) => {
+        res.sse.send("hello");
+        stream.resolve(res.sse);
+      });
+      const { port } = await listen(app);
+      const socket = await rawRequest(port, "/s");
+      const s = await stream.promise;
+      const calls: string[] = [];
+      s.onClose((r) => calls.push(r.type));
+      const removed = jest.fn();
+      s.onClose(removed)();
+      const aborted = new Promise<unknown>((resolve) =>
+        s.signal.addEventListener("abort", () => resolve(s.signal.reason)),
+      );
+      socket.destroy();
+      const reason = (await aborted) as StreamClosedError;
+      expect(reason.type).toBe("client-disconnected");
+      expect(reason.message).toBe("The client disconnected");
+      expect(calls).toEqual(["client-disconnected"]);
+      expect(removed).not.toHaveBeenCalled();
+      expect(s.closed).toBe(true);
+      expect(middleware.streams.size).toBe(0);
+      const late = deferred<string>();
+      s.onClose((r) => late.resolve(r.type));
+      expect(await late.promise).toBe("client-disconnected");
+    });
+
+    test("a response ended behind the stream's back makes send() return false, not throw", async () => {
+      const { app } = appWith((_req, res) => {
+        res.sse.send("a");
+        res.end();
+        expect(res.sse.send("b")).toBe(false);
+        expect(res.sse.closed).toBe(true);
+      });
+      const { raw, ended } = await collectEvents(app, { path: "/s" });
+      expect(ended).toBe(true);
+      expect(raw).toBe("data: a\n\n");
+    });
+
+    test("using res.sse after headers were sent elsewhere is a clear error", async () => {
+      const error = deferred<unknown>();
+      const { app } = appWith((_req, res) => {
+        res.writeHead(200, { "Content-Type": "text/plain" });
+        try {
+          res.sse.send("x");
+        } catch (err) {
+          error.resolve(err);
+        }
+        res.end("plain");
+      });
+      const { url } = await listen(app);
+      await (await fetch(`${url}/s`)).text();
+      expect(await error.promise).toEqual(
+        new Error(
+          "Cannot start an event stream: the response headers were already sent. Use res.sse before anything else writes to the response.",
+        ),
+      );
+    });
+  });
+
+  describe("maxConnections", () => {
+    test("past the bound new streams get 503 with Retry-After; open ones are unaffected", async () => {
+      const streams: SseStream[] = [];
+      const { app, middleware } = appWith(
+        (_req, res) => {
+          res.sse.send("hi");
+          streams.push(res.sse);
+        },
+        { maxConnections: 2, retry: 2500 },
+      );
+      const { url } = await listen(app);
+      const a = await collectEvents(url, { path: "/s", count: 1 }).catch((e) => e);
+      expect(a.status).toBe(200);
+      // keep two open
+      const es1 = new EventSource(`${url}/s`);
+      const es2 = new EventSource(`${url}/s`);
+      try {
+        await waitFor(() => middleware.streams.size === 2, { what: "two open streams" });
+        const rejected = await collectEvents(url, { path: "/s" });
+        expect(rejected.status).toBe(503);
+        expect(rejected.headers["retry-after"]).toBe("3");
+        expect(rejected.events).toEqual([]);
+        expect(streams.at(-1)?.closeReason?.type).toBe("max-connections");
+        expect(middleware.streams.size).toBe(2);
+        es1.close();
+        await waitFor(() => middleware.streams.size === 1, { what: "one stream closed" });
+        const accepted = await collectEvents(url, { path: "/s", count: 1 });
+        expect(accepted.status).toBe(200);
+      } finally {
+        es1.close();
+        es2.close();
+      }
+    });
+  });
+});
+
+describe("sse() options", () => {
+  test.each([
+    [
+      { heartbeat: -1 },
+      new RangeError('The "heartbeat" option must be a non-negative safe integer, got -1'),
+    ],
+    [
+      { heartbeat: 50 },
+      new RangeError('The "heartbeat" option must be 0 (off) or at least 100 ms, got 50'),
+    ],
+    [{ heartbeat: "15s" }, new TypeError('The "heartbeat" option must be a number, got a string')],
+    [
+      { retry: 1.5 },
+      new RangeError('The "retry" option must be a non-negative safe integer, got 1.5'),
+    ],
+    [{ retry: "1000" }, new TypeError('The "retry" option must be a number, got a string')],
+    [
+      { serialize: "json" },
+      new TypeError('The "serialize" option must be a function, got a string'),
+    ],
+    [{ maxBufferedBytes: 0 }, new RangeError('The "maxBufferedBytes" option must be at least 1')],
+    [
+      { maxBufferedBytes: Infinity },
+      new RangeError(
+        'The "maxBufferedBytes" option must be a non-negative safe integer, got Infinity',
+      ),
+    ],
+    [
+      { maxConnections: -5 },
+      new RangeError('The "maxConnections" option must be a non-negative safe integer, got -5'),
+    ],
+    [
+      { headers: { "X-A": {} } },
+      new TypeError('The "headers" option\'s "X-A" must be a string, number or array'),
+    ],
+    [{ heartBeat: 1000 }, new TypeError('Unknown sse() option "heartBeat"')],
+  ])("sse(%j) throws at the call", (options, error) => {
+    expect(() => sse(options as never)).toThrow(error);
+  });
+
+  test("the caller's options object is not mutated", () => {
+    const options = Object.freeze({ heartbeat: 1000, headers: Object.freeze({ "X-A": "1" }) });
+    expect(() => sse(options)).not.toThrow();
+    expect(options).toEqual({ heartbeat: 1000, headers: { "X-A": "1" } });
+  });
+});
