@@ -12,4 +12,7 @@ const projects = ["packages", "apps"].flatMap((dir) =>
 );
 
 /** @type {import('jest').Config} */
-module.exports = { projects };
+module.exports = {
+  projects,
+  reporters: ["default", "<rootDir>/scripts/jest-summary-reporter.js"],
+};

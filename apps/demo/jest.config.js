@@ -1,0 +1,16 @@
+/** @type {import('jest').Config} */
+module.exports = {
+  displayName: "demo",
+  testEnvironment: "node",
+  roots: ["<rootDir>/test"],
+  testMatch: ["**/*.test.ts"],
+  transform: {
+    "^.+\\.ts$": ["ts-jest", { tsconfig: "<rootDir>/tsconfig.json", diagnostics: false }],
+  },
+  // Tests run the library from source, so they need no build.
+  moduleNameMapper: {
+    "^@sluice/express-sse$": "<rootDir>/../../packages/express-sse/src/index.ts",
+    "^@sluice/express-sse/testing$": "<rootDir>/../../packages/express-sse/src/testing.ts",
+  },
+  testTimeout: 30_000,
+};
