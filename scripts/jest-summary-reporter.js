@@ -6,7 +6,7 @@ class SummaryReporter {
     const suitesFailed = results.numFailedTestSuites > 0 || results.numRuntimeErrorTestSuites > 0;
     // A suite that fails to load counts no test; report it as a failure rather than as green.
     const failed = results.numFailedTests || (suitesFailed ? results.numFailedTestSuites : 0);
-    process.stdout.write(
+    process.stderr.write(
       `\n${results.numPassedTests} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}\n`,
     );
   }
