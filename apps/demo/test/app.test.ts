@@ -35,21 +35,40 @@ describe("demo app", () => {
     await request(app).get("/healthz").expect(200, { ok: true });
   });
 
-  test("the time stream's timer is released when the client leaves", async () => {
-    const server = http.createServer(createApp({ tickMs: 10 }));
-    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  test("the time stream's interval is cleared when the client leaves", async () => {
+    const created: unknown[] = [];
+    const cleared: unknown[] = [];
+    const realSetInterval = global.setInterval;
+    const realClearInterval = global.clearInterval;
+    const setSpy = jest.spyOn(global, "setInterval").mockImplementation(((
+      fn: () => void,
+      ms: number,
+    ) => {
+      const t = realSetInterval(fn, ms);
+      created.push(t);
+      return t;
+    }) as typeof setInterval);
+    const clearSpy = jest.spyOn(global, "clearInterval").mockImplementation((t) => {
+      cleared.push(t);
+      realClearInterval(t);
+    });
     try {
-      const before = process.getActiveResourcesInfo().filter((t) => t === "Timeout").length;
+      const server = http.createServer(createApp({ tickMs: 10 }));
+      await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
       await collectEvents(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, {
         path: "/api/time",
         count: 2,
       });
-      await new Promise((r) => setTimeout(r, 50));
-      const after = process.getActiveResourcesInfo().filter((t) => t === "Timeout").length;
-      expect(after).toBe(before);
+      server.close();
+      // The interval of the handler (10 ms) and the heartbeat's must both be cleared.
+      expect(created.length).toBe(2);
+      for (let i = 0; i < 200 && cleared.length < created.length; i++) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      expect(new Set(cleared)).toEqual(new Set(created));
     } finally {
-      server.closeAllConnections();
-      await new Promise((r) => server.close(r));
+      setSpy.mockRestore();
+      clearSpy.mockRestore();
     }
   });
 });

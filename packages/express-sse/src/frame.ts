@@ -108,6 +108,9 @@ export function frameEvent(data: string, fields?: EventFields): string {
   }
   let head = "";
   if (fields !== undefined) {
+    if (fields === null || typeof fields !== "object") {
+      throw new TypeError(`Event options must be an object, got ${describe(fields)}`);
+    }
     if (fields.event !== undefined) head += `event: ${validateEventName(fields.event)}\n`;
     if (fields.id !== undefined) head += `id: ${validateId(fields.id)}\n`;
     if (fields.retry !== undefined) head += `retry: ${validateRetry(fields.retry)}\n`;
@@ -137,6 +140,7 @@ export function frameRetry(ms: number): string {
 /** A short description of a value for error messages. */
 export function describe(value: unknown): string {
   if (value === null) return "null";
+  if (value === undefined) return "undefined";
   if (Array.isArray(value)) return "an array";
   const type = typeof value;
   if (type === "object") return "an object";

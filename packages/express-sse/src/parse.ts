@@ -90,7 +90,9 @@ export function createParser(callbacks: ParserCallbacks): Parser {
 
   return {
     feed(chunk: string): void {
-      if (first && chunk.length > 0) {
+      // An empty chunk must not clear a pending CR (it would turn a CRLF into two line breaks).
+      if (chunk === "") return;
+      if (first) {
         first = false;
         if (chunk.charCodeAt(0) === 0xfeff) chunk = chunk.slice(1);
       }

@@ -195,7 +195,7 @@ describe.each(EXPRESS_VERSIONS)("SseStream on %s", (_name, express) => {
       const { app } = appWith((_req, res) => {
         expect(() => res.sse.send(undefined)).toThrow(
           new TypeError(
-            "The serializer must return a string, got undefined undefined (JSON.stringify returns undefined for undefined and functions)",
+            "The serializer must return a string, got undefined (JSON.stringify returns undefined for undefined and functions)",
           ),
         );
         res.sse.send("still fine");

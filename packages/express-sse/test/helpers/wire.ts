@@ -67,13 +67,11 @@ export const invalidFieldValue = fc
 export const cutPoints = fc.array(fc.nat(), { maxLength: 20 });
 
 /**
- * Splits `text` at `cuts` (each taken modulo `text.length + 1`) into non-empty chunks that join
- * back to `text`.
+ * Splits `text` at `cuts` (each taken modulo `text.length + 1`) into chunks that join back to
+ * `text`. Repeated cut points give empty chunks, which a parser must also survive.
  */
 export function splitAt(text: string, cuts: readonly number[]): string[] {
-  const points = [...new Set(cuts.map((cut) => cut % (text.length + 1)))]
-    .filter((point) => point > 0 && point < text.length)
-    .sort((a, b) => a - b);
+  const points = cuts.map((cut) => cut % (text.length + 1)).sort((a, b) => a - b);
   const chunks: string[] = [];
   let start = 0;
   for (const point of points) {
@@ -81,7 +79,7 @@ export function splitAt(text: string, cuts: readonly number[]): string[] {
     start = point;
   }
   chunks.push(text.slice(start));
-  return chunks.filter((chunk) => chunk !== "");
+  return chunks;
 }
 
 /** Turns CRLF and CR into LF, as the client does with the lines of `data`. */
