@@ -69,6 +69,12 @@ type TaggedResponse = ServerResponse & { [kStream]?: SseStream | undefined; flus
 const HEARTBEAT_FRAME = frameComment(HEARTBEAT_COMMENT);
 
 /**
+ * Every open stream in the process, whatever `sse()` instance made it, for `shutdown(server)`.
+ * A stream is in it from its start to its close path, exactly like its heartbeat slot.
+ */
+export const openStreams = new Set<SseStream>();
+
+/**
  * One Server-Sent Events response: `res.sse`.
  *
  * Created lazily by the `sse()` middleware the first time a handler reads `res.sse`; nothing is
@@ -358,6 +364,7 @@ export class SseStream {
     }
     this._state = OPEN;
     heartbeat.add(this);
+    openStreams.add(this);
     const now = Date.now();
     this.lastWriteAt = now;
     if (options.retry !== undefined) res.write(frameRetry(options.retry));
@@ -374,6 +381,7 @@ export class SseStream {
     res.removeListener("error", resOnError);
     res[kStream] = undefined;
     this._ctx.heartbeat.delete(this);
+    openStreams.delete(this);
 
     const reason = new StreamClosedError(type);
     this._reason = reason;

@@ -3,7 +3,15 @@ import * as testing from "../src/testing";
 
 describe("public surface", () => {
   test("the main entry exports exactly these values", () => {
-    expect(Object.keys(api).sort()).toEqual(["Frame", "SseStream", "StreamClosedError", "sse"]);
+    expect(Object.keys(api).sort()).toEqual([
+      "Channel",
+      "Frame",
+      "MemoryAdapter",
+      "SseStream",
+      "StreamClosedError",
+      "shutdown",
+      "sse",
+    ]);
   });
 
   test("the testing entry exports exactly these values", () => {

@@ -27,7 +27,7 @@ describe("the built package", () => {
       "-e",
       "import * as m from '@sluice/express-sse'; console.log(Object.keys(m).sort().join())",
     ]);
-    expect(cjs.trim()).toBe("Frame,SseStream,StreamClosedError,sse");
+    expect(cjs.trim()).toBe("Channel,Frame,MemoryAdapter,SseStream,StreamClosedError,shutdown,sse");
     expect(esm.trim()).toBe(cjs.trim());
     const testing = node([
       "-e",

@@ -1,0 +1,135 @@
+/**
+ * The Adapter interface: how a `Channel` stores its events and reaches other processes.
+ *
+ * A channel asks its adapter for one `AdapterChannel` per channel name, then:
+ * - `publish(event)`: appends an event; resolves with its id once it is stored (for a distributed
+ *   adapter: durable and visible to every instance). Ids are strictly increasing per channel.
+ * - `listen(onEvent)`: receives every appended event, from this process or any other, exactly
+ *   once and in id order. One listener per channel; the channel fans out locally.
+ * - `history(afterId)`: the retained events after `afterId`, or a reset (`unknown`: the id was not
+ *   issued by this channel, `too-old`: events after it were trimmed), with the oldest and newest
+ *   ids still held. May be synchronous.
+ * - `compare(a, b)`: orders two ids this channel issued (negative, zero, positive).
+ * - `close()`: releases every connection, timer and listener.
+ *
+ * The in-memory adapter below is the default; `@sluice/redis` is the distributed one. Both pass the
+ * same contract suite (test/helpers/adapter-contract.ts).
+ */
+import { randomBytes } from "node:crypto";
+import { History, type ResolvedHistoryOptions } from "./history";
+
+/** An event as stored and delivered by an adapter. */
+export interface AdapterEvent {
+  readonly id: string;
+  readonly event: string | undefined;
+  /** Serialized data. */
+  readonly data: string;
+  /** The value before serialization, for events published in this process (filters use it). */
+  readonly value?: unknown;
+}
+
+/** What `publish` stores. */
+export interface AdapterPublish {
+  readonly event: string | undefined;
+  readonly data: string;
+  readonly value?: unknown;
+}
+
+export type HistoryResult =
+  | { readonly kind: "events"; readonly events: readonly AdapterEvent[] }
+  | {
+      readonly kind: "unknown" | "too-old";
+      readonly oldestId: string | undefined;
+      readonly newestId: string | undefined;
+    };
+
+export interface AdapterChannel {
+  publish(event: AdapterPublish): Promise<string>;
+  listen(onEvent: (event: AdapterEvent) => void): void;
+  history(afterId: string): HistoryResult | Promise<HistoryResult>;
+  compare(a: string, b: string): number;
+  close(): void | Promise<void>;
+}
+
+export interface AdapterChannelOptions {
+  readonly history: ResolvedHistoryOptions;
+}
+
+export interface Adapter {
+  open(name: string, options: AdapterChannelOptions): AdapterChannel;
+}
+
+interface MemoryEntry extends AdapterEvent {
+  readonly seq: number;
+  readonly size: number;
+  readonly time: number;
+}
+
+// "<epoch>-<seq>": the epoch is random per channel instance, so an id from an earlier run of the
+// server (or another instance) is recognised as unknown instead of being misread as a position.
+const ID_PATTERN = /^([0-9a-z]{8})-([1-9][0-9]{0,15})$/;
+
+/** The in-process adapter: history in memory, delivery by a direct call. The default. */
+export class MemoryAdapter implements Adapter {
+  open(_name: string, options: AdapterChannelOptions): AdapterChannel {
+    return new MemoryChannel(options.history);
+  }
+}
+
+class MemoryChannel implements AdapterChannel {
+  private readonly _epoch = randomBytes(5).toString("hex").slice(0, 8);
+  private readonly _history: History<MemoryEntry>;
+  private _listener: ((event: AdapterEvent) => void) | undefined = undefined;
+  private _seq = 0;
+
+  constructor(history: ResolvedHistoryOptions) {
+    this._history = new History(history);
+  }
+
+  publish(input: AdapterPublish): Promise<string> {
+    const seq = ++this._seq;
+    const entry: MemoryEntry = {
+      id: `${this._epoch}-${seq}`,
+      event: input.event,
+      data: input.data,
+      value: input.value,
+      seq,
+      size: Buffer.byteLength(input.data) + (input.event?.length ?? 0),
+      time: Date.now(),
+    };
+    this._history.append(entry);
+    this._listener?.(entry);
+    return Promise.resolve(entry.id);
+  }
+
+  listen(onEvent: (event: AdapterEvent) => void): void {
+    this._listener = onEvent;
+  }
+
+  history(afterId: string): HistoryResult {
+    const seq = this._parse(afterId);
+    const result = seq === undefined ? ({ kind: "unknown" } as const) : this._history.since(seq);
+    if (result.kind === "events") return result;
+    const oldest = this._history.oldest();
+    return {
+      kind: result.kind,
+      oldestId: oldest?.id,
+      newestId: this._seq === 0 ? undefined : `${this._epoch}-${this._seq}`,
+    };
+  }
+
+  compare(a: string, b: string): number {
+    return (this._parse(a) ?? 0) - (this._parse(b) ?? 0);
+  }
+
+  close(): void {
+    this._listener = undefined;
+  }
+
+  private _parse(id: string): number | undefined {
+    const match = ID_PATTERN.exec(id);
+    if (match === null || match[1] !== this._epoch) return undefined;
+    const seq = Number(match[2]);
+    return Number.isSafeInteger(seq) ? seq : undefined;
+  }
+}

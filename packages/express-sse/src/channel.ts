@@ -1,0 +1,446 @@
+import { EventEmitter } from "node:events";
+import type { ServerResponse } from "node:http";
+import {
+  MemoryAdapter,
+  type Adapter,
+  type AdapterChannel,
+  type AdapterEvent,
+  type HistoryResult,
+} from "./adapter";
+import { Frame, describe, validateEventName, validateRetry } from "./frame";
+import { resolveHistoryOptions, type HistoryOptions } from "./history";
+import type { Serializer } from "./options";
+import { SseStream, type StreamClosedError } from "./stream";
+
+/** Event name -> payload type. `Record<string, unknown>` (the default) allows anything. */
+export type EventMap = Record<string, unknown>;
+
+/** An event as a subscriber's filter sees it. */
+export interface ChannelEvent {
+  readonly id: string;
+  /** The event name, or `undefined` for a plain `message`. */
+  readonly event: string | undefined;
+  /** The published value (in-process), or the serialized data for events from other processes. */
+  readonly data: unknown;
+}
+
+export interface SubscribeOptions {
+  /** Decides per subscriber whether an event reaches it, live and on replay. */
+  filter?: (event: ChannelEvent) => boolean;
+}
+
+export interface ChannelOptions {
+  /** History bounds for resume. @defaultValue `{ max: 1000, maxBytes: 4 MiB, maxAge: Infinity }` */
+  history?: HistoryOptions;
+  /** Where events are stored and how they reach other processes. @defaultValue a MemoryAdapter */
+  adapter?: Adapter;
+  /** Turns non-string payloads into event data. @defaultValue JSON.stringify */
+  serialize?: Serializer;
+  /**
+   * Also accept the last event id from this query parameter (for clients that cannot send the
+   * `Last-Event-ID` header). The header wins when both are present: a reconnecting browser sends
+   * the header with its newest id, while the URL still carries the first one.
+   */
+  lastEventIdQuery?: string;
+  /**
+   * Close each subscriber's stream after this many ms (times a random 0.8-1.0, so reconnects
+   * spread out), so clients rebalance across instances and re-authenticate. They resume with no
+   * loss through Last-Event-ID.
+   */
+  maxLifetime?: number;
+  /** `retry` hint (ms) sent just before a `maxLifetime` close. @defaultValue 1000 */
+  lifetimeRetry?: number;
+}
+
+/** Counters of a channel since it was created. Cheap: plain increments on paths already taken. */
+export interface ChannelStats {
+  subscribers: number;
+  /** Events published on the channel (from any process). */
+  events: number;
+  /** Bytes written to subscribers (each copy counted). */
+  bytes: number;
+  /** Subscribers disconnected for passing `maxBufferedBytes`. */
+  slowClientsDropped: number;
+  /** Subscribers that resumed from history after `Last-Event-ID`. */
+  resumes: number;
+  /** Subscribers that got `event: reset`. */
+  resets: number;
+}
+
+/** `event: reset` data: the client's last id is unknown or too old, so it missed events. */
+export interface ResetData {
+  reason: "unknown" | "too-old";
+  /** Oldest id still held (replayable after a reconnect with an id at or after it). */
+  oldestId: string | null;
+  /** The newest id: also the reset event's own `id`. */
+  newestId: string | null;
+}
+
+type PublishArgs<Events extends EventMap, E extends keyof Events & string> = E extends "message"
+  ? [data: Events[E], options?: { event?: E }]
+  : [data: Events[E], options: { event: E }];
+
+/** Longest Last-Event-ID considered; anything longer is treated as unknown without parsing. */
+const MAX_LAST_EVENT_ID = 256;
+const DEFAULT_LIFETIME_RETRY = 1000;
+
+class Subscriber {
+  /** Events that arrived while history was being replayed; `undefined` once live. */
+  pending: AdapterEvent[] | undefined = undefined;
+  /** Skip live events at or before this id (the end of the replay or the reset). */
+  after: string | undefined = undefined;
+  deadline = Infinity;
+  constructor(
+    readonly stream: SseStream,
+    readonly filter: ((event: ChannelEvent) => boolean) | undefined,
+  ) {}
+}
+
+/**
+ * A named stream of events that many clients subscribe to: broadcast with one serialization per
+ * event, bounded history, and exact `Last-Event-ID` resume.
+ *
+ * @example
+ * const chat = new Channel<{ message: { user: string; text: string } }>("chat");
+ * app.get("/chat", (req, res) => chat.subscribe(res));
+ * app.post("/chat", express.json(), async (req, res) => {
+ *   res.status(202).json({ id: await chat.publish(req.body) });
+ * });
+ */
+export class Channel<Events extends EventMap = EventMap> extends EventEmitter<{
+  join: [stream: SseStream];
+  leave: [stream: SseStream, reason: StreamClosedError];
+  error: [error: Error];
+}> {
+  readonly name: string;
+  private readonly _adapter: AdapterChannel;
+  private readonly _serialize: Serializer;
+  private readonly _query: string | undefined;
+  private readonly _maxLifetime: number;
+  private readonly _lifetimeRetry: number;
+  private readonly _subs = new Set<Subscriber>();
+  /** Frames by event: built once per event, reused by the fan-out and by every replay. */
+  private readonly _frames = new WeakMap<AdapterEvent, Frame>();
+  private readonly _stats: ChannelStats = {
+    subscribers: 0,
+    events: 0,
+    bytes: 0,
+    slowClientsDropped: 0,
+    resumes: 0,
+    resets: 0,
+  };
+  private _sweep: NodeJS.Timeout | undefined = undefined;
+  private _closed = false;
+
+  constructor(name: string, options: ChannelOptions = {}) {
+    super();
+    if (typeof name !== "string" || name === "") {
+      throw new TypeError(`A channel name must be a non-empty string, got ${describe(name)}`);
+    }
+    if (options === null || typeof options !== "object") {
+      throw new TypeError(`Channel options must be an object, got ${describe(options)}`);
+    }
+    this.name = name;
+    const history = resolveHistoryOptions(options.history);
+    this._serialize = options.serialize ?? JSON.stringify;
+    if (typeof this._serialize !== "function") {
+      throw new TypeError(
+        `The "serialize" option must be a function, got ${describe(this._serialize)}`,
+      );
+    }
+    if (
+      options.lastEventIdQuery !== undefined &&
+      (typeof options.lastEventIdQuery !== "string" || options.lastEventIdQuery === "")
+    ) {
+      throw new TypeError(`The "lastEventIdQuery" option must be a non-empty string`);
+    }
+    this._query = options.lastEventIdQuery;
+    this._maxLifetime =
+      options.maxLifetime === undefined ? Infinity : validateMs("maxLifetime", options.maxLifetime);
+    if (this._maxLifetime === 0)
+      throw new RangeError('The "maxLifetime" option must be at least 1 ms');
+    this._lifetimeRetry =
+      options.lifetimeRetry === undefined
+        ? DEFAULT_LIFETIME_RETRY
+        : validateMs("lifetimeRetry", options.lifetimeRetry);
+    const adapter = options.adapter ?? new MemoryAdapter();
+    if (adapter === null || typeof adapter !== "object" || typeof adapter.open !== "function") {
+      throw new TypeError(
+        `The "adapter" option must be an Adapter (with open()), got ${describe(adapter)}`,
+      );
+    }
+    this._adapter = adapter.open(name, { history });
+    this._adapter.listen((event) => this._deliver(event));
+  }
+
+  /** Subscribers currently connected. */
+  get size(): number {
+    return this._subs.size;
+  }
+
+  /** `true` once `close()` was called. */
+  get closed(): boolean {
+    return this._closed;
+  }
+
+  /** A snapshot of the channel's counters. */
+  stats(): ChannelStats {
+    return { ...this._stats, subscribers: this._subs.size };
+  }
+
+  /**
+   * Publishes an event to every subscriber, in every process the adapter reaches. The event is
+   * serialized and framed once, whatever the number of subscribers.
+   *
+   * @returns the event's id once stored. Rejects if the adapter cannot store it (never drops it
+   *     silently) or the channel is closed.
+   * @throws {TypeError} at the call for an invalid event name or data the serializer rejects.
+   */
+  publish<E extends keyof Events & string = "message">(
+    ...args: PublishArgs<Events, E>
+  ): Promise<string> {
+    const [data, options] = args as [unknown, { event?: string } | undefined];
+    if (options !== undefined && (options === null || typeof options !== "object")) {
+      throw new TypeError(`publish() options must be an object, got ${describe(options)}`);
+    }
+    const event = options?.event === undefined ? undefined : validateEventName(options.event);
+    const text = typeof data === "string" ? data : this._serialize(data);
+    if (typeof text !== "string") {
+      throw new TypeError(`The serializer must return a string, got ${describe(text)}`);
+    }
+    if (this._closed) return Promise.reject(new Error(`Channel "${this.name}" is closed`));
+    return this._adapter.publish({ event, data: text, value: data });
+  }
+
+  /**
+   * Subscribes a response (with `res.sse` from the `sse()` middleware) or a stream. With a
+   * `Last-Event-ID` it first replays every retained event after that id, then goes live with no
+   * gap and no duplicate; an id it cannot resume from gets an `event: reset` first (see
+   * {@link ResetData}). Resolves once the subscriber is live; never rejects.
+   */
+  subscribe(target: ServerResponse | SseStream, options: SubscribeOptions = {}): Promise<void> {
+    const stream = target instanceof SseStream ? target : (target as { sse?: unknown }).sse;
+    if (!(stream instanceof SseStream)) {
+      throw new TypeError(
+        "subscribe() needs res.sse: add the sse() middleware (app.use(sse())) before this route",
+      );
+    }
+    if (options === null || typeof options !== "object") {
+      throw new TypeError(`subscribe() options must be an object, got ${describe(options)}`);
+    }
+    const { filter } = options;
+    if (filter !== undefined && typeof filter !== "function") {
+      throw new TypeError(`The "filter" option must be a function, got ${describe(filter)}`);
+    }
+    if (this._closed) throw new Error(`Channel "${this.name}" is closed`);
+    if (stream.closed) return Promise.resolve();
+    stream.start();
+    if (stream.closed) return Promise.resolve(); // HEAD, or 503 past maxConnections
+
+    const sub = new Subscriber(stream, filter);
+    this._subs.add(sub);
+    stream.onClose((reason) => this._leave(sub, reason));
+    if (this._maxLifetime !== Infinity) {
+      sub.deadline = Date.now() + this._maxLifetime * (0.8 + Math.random() * 0.2);
+      this._startSweep();
+    }
+    this.emit("join", stream);
+
+    const lastId = this._lastEventId(stream);
+    if (lastId === undefined) return Promise.resolve();
+    sub.pending = [];
+    let result: HistoryResult | Promise<HistoryResult>;
+    try {
+      result =
+        lastId.length > MAX_LAST_EVENT_ID
+          ? { kind: "unknown", oldestId: undefined, newestId: undefined }
+          : this._adapter.history(lastId);
+    } catch (err) {
+      return Promise.resolve(this._replayFailed(sub, err));
+    }
+    if (isPromise(result)) {
+      return result.then(
+        (r) => this._replay(sub, r),
+        (err: unknown) => this._replayFailed(sub, err),
+      );
+    }
+    return this._replay(sub, result);
+  }
+
+  /**
+   * Closes every subscriber's stream (they reconnect after their retry delay) and releases the
+   * adapter channel. Later `publish()` calls reject. Safe to call twice.
+   */
+  async close(): Promise<void> {
+    if (this._closed) return;
+    this._closed = true;
+    for (const sub of [...this._subs]) sub.stream.close();
+    this._stopSweep();
+    await this._adapter.close();
+  }
+
+  private _lastEventId(stream: SseStream): string | undefined {
+    const header = stream.lastEventId;
+    if (header !== undefined && header !== "") return header;
+    if (this._query === undefined) return undefined;
+    const url = stream.request.url ?? "";
+    const q = url.indexOf("?");
+    if (q === -1) return undefined;
+    return new URLSearchParams(url.slice(q + 1)).get(this._query) ?? undefined;
+  }
+
+  private async _replay(sub: Subscriber, result: HistoryResult): Promise<void> {
+    const stream = sub.stream;
+    if (stream.closed) return;
+    if (result.kind === "events") {
+      this._stats.resumes++;
+      const now = Date.now();
+      for (const event of result.events) {
+        sub.after = event.id;
+        if (sub.filter !== undefined && !this._passes(sub, event)) continue;
+        if (!this._write(sub, event, now) && !(await stream.drain())) return;
+      }
+    } else {
+      this._stats.resets++;
+      const data: ResetData = {
+        reason: result.kind,
+        oldestId: result.oldestId ?? null,
+        newestId: result.newestId ?? null,
+      };
+      sub.after = result.newestId;
+      const frame = Frame.event(JSON.stringify(data), {
+        event: "reset",
+        id: result.newestId ?? "",
+      });
+      if (!stream._write(frame.bytes, Date.now()) && !(await stream.drain())) return;
+    }
+    // Events published while the replay was written: deliver those not already replayed. More can
+    // arrive while we wait for the client to drain, so loop until the queue is empty.
+    while (sub.pending !== undefined && sub.pending.length > 0) {
+      const pending = sub.pending;
+      sub.pending = [];
+      const now = Date.now();
+      for (const event of pending) {
+        if (sub.after !== undefined && this._adapter.compare(event.id, sub.after) <= 0) continue;
+        sub.after = undefined;
+        if (sub.filter !== undefined && !this._passes(sub, event)) continue;
+        if (!this._write(sub, event, now) && !(await stream.drain())) return;
+      }
+    }
+    sub.pending = undefined;
+  }
+
+  private _replayFailed(sub: Subscriber, err: unknown): void {
+    // The stream cannot be resumed correctly; close it so the client retries (and resumes) later.
+    this._report(err);
+    sub.stream.close();
+  }
+
+  /** The fan-out: one frame per event, written to every live subscriber. */
+  private _deliver(event: AdapterEvent): void {
+    this._stats.events++;
+    if (this._subs.size === 0) return;
+    const bytes = this._frameOf(event).bytes;
+    const now = Date.now();
+    for (const sub of this._subs) {
+      if (sub.pending !== undefined) {
+        sub.pending.push(event);
+        continue;
+      }
+      if (sub.after !== undefined) {
+        if (this._adapter.compare(event.id, sub.after) <= 0) continue;
+        sub.after = undefined;
+      }
+      if (sub.filter !== undefined && !this._passes(sub, event)) continue;
+      if (sub.stream._write(bytes, now) || !sub.stream.closed)
+        this._stats.bytes += bytes.byteLength;
+    }
+  }
+
+  /** Writes one event to one subscriber (replay path); `false` when the client is behind. */
+  private _write(sub: Subscriber, event: AdapterEvent, now: number): boolean {
+    const bytes = this._frameOf(event).bytes;
+    const ok = sub.stream._write(bytes, now);
+    if (ok || !sub.stream.closed) this._stats.bytes += bytes.byteLength;
+    return ok;
+  }
+
+  private _frameOf(event: AdapterEvent): Frame {
+    let frame = this._frames.get(event);
+    if (frame === undefined) {
+      frame = Frame.event(event.data, { event: event.event, id: event.id });
+      this._frames.set(event, frame);
+    }
+    return frame;
+  }
+
+  private _passes(sub: Subscriber, event: AdapterEvent): boolean {
+    try {
+      return sub.filter!({
+        id: event.id,
+        event: event.event,
+        data: "value" in event ? event.value : event.data,
+      });
+    } catch (err) {
+      // A throwing filter withholds the event from this subscriber only; the error is reported.
+      this._report(err);
+      return false;
+    }
+  }
+
+  private _leave(sub: Subscriber, reason: StreamClosedError): void {
+    if (!this._subs.delete(sub)) return;
+    sub.pending = undefined;
+    if (reason.type === "max-buffered-bytes") this._stats.slowClientsDropped++;
+    if (this._subs.size === 0) this._stopSweep();
+    this.emit("leave", sub.stream, reason);
+  }
+
+  /** One unref'd timer per channel (not per subscriber) enforces `maxLifetime`. */
+  private _startSweep(): void {
+    if (this._sweep !== undefined) return;
+    const every = Math.max(10, Math.min(1000, Math.floor(this._maxLifetime / 20)));
+    this._sweep = setInterval(channelOnSweep, every, this);
+    this._sweep.unref();
+  }
+
+  private _stopSweep(): void {
+    if (this._sweep === undefined) return;
+    clearInterval(this._sweep);
+    this._sweep = undefined;
+  }
+
+  /** @internal */
+  _expire(now: number): void {
+    for (const sub of this._subs) {
+      if (sub.deadline > now) continue;
+      sub.stream.retry(this._lifetimeRetry);
+      sub.stream._end("max-lifetime");
+    }
+  }
+
+  private _report(err: unknown): void {
+    const error = err instanceof Error ? err : new Error(String(err));
+    // Reported, never swallowed: to 'error' listeners if there are any, else as a process warning
+    // (an unhandled 'error' event would crash the process for one bad subscriber).
+    if (this.listenerCount("error") > 0) this.emit("error", error);
+    else process.emitWarning(error, "SluiceChannelWarning");
+  }
+}
+
+function channelOnSweep(channel: Channel): void {
+  channel._expire(Date.now());
+}
+
+function validateMs(name: string, value: unknown): number {
+  try {
+    return validateRetry(value);
+  } catch (err) {
+    const message = (err as Error).message.replace('"retry" field', `"${name}" option`);
+    throw err instanceof RangeError ? new RangeError(message) : new TypeError(message);
+  }
+}
+
+function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
+  return typeof (value as Promise<T> | undefined)?.then === "function";
+}

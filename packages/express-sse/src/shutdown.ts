@@ -1,0 +1,49 @@
+import type { Server } from "node:http";
+import { openStreams } from "./stream";
+
+export interface ShutdownOptions {
+  /**
+   * Milliseconds to wait for connections to finish before destroying the rest (requests still
+   * being answered, slow clients still reading their last bytes).
+   * @defaultValue 10000
+   */
+  timeout?: number;
+}
+
+/**
+ * Graceful shutdown for a server that serves event streams. Stops accepting connections, closes
+ * every open stream of `server` (clients reconnect — to another instance behind a load balancer —
+ * and resume through `Last-Event-ID`), and resolves once `server.close()` has completed.
+ *
+ * Without it, `server.close()` waits forever: an event stream never ends on its own.
+ *
+ * @example
+ * process.once("SIGTERM", async () => {
+ *   await shutdown(server);
+ *   process.exit(0);
+ * });
+ */
+export function shutdown(server: Server, options: ShutdownOptions = {}): Promise<void> {
+  const { timeout = 10_000 } = options;
+  if (typeof timeout !== "number" || !(timeout >= 0)) {
+    throw new RangeError(
+      `The "timeout" option must be a non-negative number, got ${String(timeout)}`,
+    );
+  }
+  return new Promise<void>((resolve, reject) => {
+    let timer: NodeJS.Timeout | undefined;
+    server.close((err) => {
+      if (timer !== undefined) clearTimeout(timer);
+      if (err) reject(err);
+      else resolve();
+    });
+    for (const stream of [...openStreams]) {
+      const socket = stream.request.socket as { server?: unknown } | null;
+      if (socket?.server === server) stream._end("shutdown");
+    }
+    // Streams just ended leave idle keep-alive connections behind; close those now.
+    server.closeIdleConnections();
+    timer = setTimeout(() => server.closeAllConnections(), timeout);
+    timer.unref();
+  });
+}
