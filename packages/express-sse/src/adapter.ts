@@ -94,7 +94,9 @@ class MemoryChannel implements AdapterChannel {
       data: input.data,
       value: input.value,
       seq,
-      size: Buffer.byteLength(input.data) + (input.event?.length ?? 0),
+      size:
+        Buffer.byteLength(input.data) +
+        (input.event === undefined ? 0 : Buffer.byteLength(input.event)),
       time: Date.now(),
     };
     this._history.append(entry);

@@ -1,10 +1,13 @@
 import type { Server } from "node:http";
-import { openStreams } from "./stream";
+import { closingServers, openStreams } from "./stream";
+
+const MAX_TIMEOUT = 2 ** 31 - 1;
 
 export interface ShutdownOptions {
   /**
    * Milliseconds to wait for connections to finish before destroying the rest (requests still
    * being answered, slow clients still reading their last bytes).
+   * `Infinity` waits as long as it takes.
    * @defaultValue 10000
    */
   timeout?: number;
@@ -25,9 +28,13 @@ export interface ShutdownOptions {
  */
 export function shutdown(server: Server, options: ShutdownOptions = {}): Promise<void> {
   const { timeout = 10_000 } = options;
-  if (typeof timeout !== "number" || !(timeout >= 0)) {
+  // setTimeout fires after 1 ms for delays past 2^31-1, which would destroy every connection at
+  // once; such a timeout is refused, and Infinity means "no timer".
+  const valid =
+    typeof timeout === "number" && timeout >= 0 && (timeout <= MAX_TIMEOUT || timeout === Infinity);
+  if (!valid) {
     throw new RangeError(
-      `The "timeout" option must be a non-negative number, got ${String(timeout)}`,
+      `The "timeout" option must be a number of milliseconds from 0 to ${MAX_TIMEOUT}, or Infinity, got ${String(timeout)}`,
     );
   }
   return new Promise<void>((resolve, reject) => {
@@ -37,13 +44,16 @@ export function shutdown(server: Server, options: ShutdownOptions = {}): Promise
       if (err) reject(err);
       else resolve();
     });
+    closingServers.add(server);
     for (const stream of [...openStreams]) {
       const socket = stream.request.socket as { server?: unknown } | null;
       if (socket?.server === server) stream._end("shutdown");
     }
     // Streams just ended leave idle keep-alive connections behind; close those now.
     server.closeIdleConnections();
-    timer = setTimeout(() => server.closeAllConnections(), timeout);
-    timer.unref();
+    if (timeout !== Infinity) {
+      timer = setTimeout(() => server.closeAllConnections(), timeout);
+      timer.unref();
+    }
   });
 }

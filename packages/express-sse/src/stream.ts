@@ -74,6 +74,9 @@ const HEARTBEAT_FRAME = frameComment(HEARTBEAT_COMMENT);
  */
 export const openStreams = new Set<SseStream>();
 
+/** Servers being shut down: a stream that starts on one of them is closed at once. */
+export const closingServers = new WeakSet<object>();
+
 /**
  * One Server-Sent Events response: `res.sse`.
  *
@@ -365,6 +368,14 @@ export class SseStream {
     this._state = OPEN;
     heartbeat.add(this);
     openStreams.add(this);
+    const server = (req.socket as { server?: object } | null)?.server;
+    if (server !== undefined && closingServers.has(server)) {
+      // A handler that was still preparing when shutdown() ran: send it on its way at once, so
+      // the client reconnects elsewhere instead of holding server.close() until the timeout.
+      this._finalize("shutdown");
+      res.end();
+      return;
+    }
     const now = Date.now();
     this.lastWriteAt = now;
     if (options.retry !== undefined) res.write(frameRetry(options.retry));
