@@ -1,3 +1,4 @@
+import { shutdown } from "@sluice/express-sse";
 import { createApp } from "./app";
 
 const port = Number(process.env["PORT"] ?? 3000);
@@ -5,11 +6,12 @@ const server = createApp().listen(port, () => {
   console.log(`Sluice demo on http://localhost:${port}  (Ctrl+C to stop)`);
 });
 
-function shutdown(signal: string): void {
-  console.log(`${signal}: closing`);
-  server.close(() => process.exit(0));
-  // Open event streams would keep close() waiting; end them.
-  server.closeAllConnections();
+// Open event streams would keep server.close() waiting forever; shutdown() ends them (clients
+// reconnect elsewhere and resume) and resolves once the server is closed.
+async function stop(signal: string): Promise<void> {
+  console.log(`${signal}: closing event streams and the server`);
+  await shutdown(server, { timeout: 5000 });
+  process.exit(0);
 }
-process.once("SIGINT", () => shutdown("SIGINT"));
-process.once("SIGTERM", () => shutdown("SIGTERM"));
+process.once("SIGINT", () => void stop("SIGINT"));
+process.once("SIGTERM", () => void stop("SIGTERM"));
