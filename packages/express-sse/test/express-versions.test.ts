@@ -10,7 +10,11 @@ afterEach(closeAllServers);
 // shutdown paths end to end on both, with async handlers (Express 5 awaits them, 4 ignores them).
 describe.each(EXPRESS_VERSIONS)("%s", (_name, express) => {
   test("is the major it claims to be", () => {
-    const version = (require(_name === "Express 4" ? "express4/package.json" : "express/package.json") as { version: string }).version;
+    const version = (
+      require(_name === "Express 4" ? "express4/package.json" : "express/package.json") as {
+        version: string;
+      }
+    ).version;
     expect(version.split(".")[0]).toBe(_name === "Express 4" ? "4" : "5");
   });
 
@@ -25,7 +29,15 @@ describe.each(EXPRESS_VERSIONS)("%s", (_name, express) => {
     });
     const { url } = await listen(app);
     const post = async (text: string) =>
-      ((await (await fetch(`${url}/chat`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ text }) })).json()) as { id: string }).id;
+      (
+        (await (
+          await fetch(`${url}/chat`, {
+            method: "POST",
+            headers: { "Content-Type": "application/json" },
+            body: JSON.stringify({ text }),
+          })
+        ).json()) as { id: string }
+      ).id;
 
     const es = new EventSource(`${url}/chat`);
     const got: string[] = [];
@@ -36,9 +48,17 @@ describe.each(EXPRESS_VERSIONS)("%s", (_name, express) => {
       await post("two");
       await waitFor(() => got.length === 2, { what: "two messages" });
       expect(got).toEqual(["one", "two"]);
-      const resumed = await collectEvents(url, { path: "/chat", count: 1, headers: { "Last-Event-ID": first } });
+      const resumed = await collectEvents(url, {
+        path: "/chat",
+        count: 1,
+        headers: { "Last-Event-ID": first },
+      });
       expect(resumed.events.map((e) => JSON.parse(e.data).text)).toEqual(["two"]);
-      const reset = await collectEvents(url, { path: "/chat", count: 1, headers: { "Last-Event-ID": "stale" } });
+      const reset = await collectEvents(url, {
+        path: "/chat",
+        count: 1,
+        headers: { "Last-Event-ID": "stale" },
+      });
       expect(reset.events[0]?.event).toBe("reset");
     } finally {
       es.close();
@@ -60,7 +80,10 @@ describe.each(EXPRESS_VERSIONS)("%s", (_name, express) => {
     });
     const server = await listen(app);
     const collected = collectEvents(server.url, { path: "/tokens", until: (e) => e.data === "b" });
-    expect((await collected).events.map((e) => `${e.event}:${e.data}`)).toEqual(["token:a", "token:b"]);
+    expect((await collected).events.map((e) => `${e.event}:${e.data}`)).toEqual([
+      "token:a",
+      "token:b",
+    ]);
     const open = collectEvents(server.url, { path: "/tokens", timeout: 5000, until: () => false });
     await new Promise((r) => setTimeout(r, 50));
     await shutdown(server.server, { timeout: 2000 });
