@@ -312,7 +312,7 @@ export class Channel<Events extends EventMap = EventMap> extends EventEmitter<{
         event: "reset",
         id: result.newestId ?? "",
       });
-      if (!stream._write(frame.bytes, Date.now()) && !(await stream.drain())) return;
+      if (!stream._writeEvent(frame.bytes, Date.now()) && !(await stream.drain())) return;
     }
     // Events published while the replay was written: deliver those not already replayed. More can
     // arrive while we wait for the client to drain, so loop until the queue is empty.
@@ -352,7 +352,7 @@ export class Channel<Events extends EventMap = EventMap> extends EventEmitter<{
         sub.after = undefined;
       }
       if (sub.filter !== undefined && !this._passes(sub, event)) continue;
-      if (sub.stream._write(bytes, now) || !sub.stream.closed)
+      if (sub.stream._writeEvent(bytes, now) || !sub.stream.closed)
         this._stats.bytes += bytes.byteLength;
     }
   }
@@ -360,7 +360,7 @@ export class Channel<Events extends EventMap = EventMap> extends EventEmitter<{
   /** Writes one event to one subscriber (replay path); `false` when the client is behind. */
   private _write(sub: Subscriber, event: AdapterEvent, now: number): boolean {
     const bytes = this._frameOf(event).bytes;
-    const ok = sub.stream._write(bytes, now);
+    const ok = sub.stream._writeEvent(bytes, now);
     if (ok || !sub.stream.closed) this._stats.bytes += bytes.byteLength;
     return ok;
   }

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Heartbeat } from "./heartbeat";
 import { resolveOptions, type SseOptions } from "./options";
-import { SseStream, type StreamContext } from "./stream";
+import { SseStream, type StreamContext, type StreamStats } from "./stream";
 
 declare global {
   // Declaration merging (as @types/compression adds `res.flush`): `res.sse` is typed in every
@@ -23,6 +23,8 @@ export type SseMiddleware = ((
 ) => void) & {
   /** The streams currently open through this middleware instance. */
   readonly streams: ReadonlySet<SseStream>;
+  /** A snapshot of this instance's counters (for metrics). */
+  stats(): StreamStats;
 };
 
 const kContext = Symbol("sluice.context");
@@ -47,6 +49,7 @@ export function sse(options?: SseOptions): SseMiddleware {
   const context: StreamContext = {
     options: resolved,
     heartbeat: new Heartbeat<SseStream>(resolved.heartbeat),
+    stats: { opened: 0, events: 0, bytes: 0, heartbeats: 0, slowClientsDropped: 0, rejected: 0 },
   };
 
   function sseMiddleware(
@@ -65,9 +68,14 @@ export function sse(options?: SseOptions): SseMiddleware {
     next();
   }
 
-  return Object.defineProperty(sseMiddleware, "streams", {
-    value: context.heartbeat.streams,
-    enumerable: true,
+  return Object.defineProperties(sseMiddleware, {
+    streams: { value: context.heartbeat.streams, enumerable: true },
+    stats: {
+      value: function stats(): StreamStats {
+        return { open: context.heartbeat.size, ...context.stats };
+      },
+      enumerable: true,
+    },
   }) as SseMiddleware;
 }
 

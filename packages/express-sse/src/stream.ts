@@ -50,10 +50,30 @@ const CLOSE_MESSAGES: Record<CloseReason, string> = {
 /** Options of `send()`: the event's fields other than data. */
 export type SendOptions = EventFields;
 
+/** Counters of one `sse()` instance, since it was created. */
+export interface StreamStats {
+  /** Streams open now. */
+  open: number;
+  /** Streams started in all. */
+  opened: number;
+  /** Events written (`send`, `sendFrame`, channel deliveries), each copy counted. */
+  events: number;
+  /** Bytes written, heartbeats and comments included. */
+  bytes: number;
+  /** Heartbeat comments written. */
+  heartbeats: number;
+  /** Streams disconnected for passing `maxBufferedBytes`. */
+  slowClientsDropped: number;
+  /** Streams refused with 503 because of `maxConnections`. */
+  rejected: number;
+}
+
 /** What every stream of one `sse()` instance shares. */
 export interface StreamContext {
   readonly options: ResolvedOptions;
   readonly heartbeat: Heartbeat<SseStream>;
+  /** Plain integer counters, bumped on paths that already run: no measurable cost. */
+  readonly stats: Omit<StreamStats, "open">;
 }
 
 type CloseCallback = (reason: StreamClosedError) => void;
@@ -66,7 +86,7 @@ const CLOSED = 2; // done; every write is a no-op that returns false
 const kStream = Symbol("sluice.stream");
 type TaggedResponse = ServerResponse & { [kStream]?: SseStream | undefined; flush?: () => void };
 
-const HEARTBEAT_FRAME = frameComment(HEARTBEAT_COMMENT);
+const HEARTBEAT_BYTES = Buffer.from(frameComment(HEARTBEAT_COMMENT));
 
 /**
  * Every open stream in the process, whatever `sse()` instance made it, for `shutdown(server)`.
@@ -176,7 +196,8 @@ export class SseStream {
   send(data: unknown, options?: SendOptions): boolean {
     const text = typeof data === "string" ? data : this.serialize(data);
     const frame = frameEvent(text, options);
-    if (this._state === CLOSED) return false;
+    if (this._state !== OPEN && !this._ready()) return false;
+    this._ctx.stats.events++;
     return this._write(frame, Date.now());
   }
 
@@ -205,7 +226,8 @@ export class SseStream {
     if (!(frame instanceof Frame)) {
       throw new TypeError(`sendFrame() takes a Frame, got ${describe(frame)}`);
     }
-    if (this._state === CLOSED) return false;
+    if (this._state !== OPEN && !this._ready()) return false;
+    this._ctx.stats.events++;
     return this._write(frame.bytes, Date.now());
   }
 
@@ -297,7 +319,16 @@ export class SseStream {
 
   /** @internal The heartbeat. */
   ping(): void {
-    if (this._state === OPEN) this._write(HEARTBEAT_FRAME, Date.now());
+    if (this._state !== OPEN) return;
+    this._ctx.stats.heartbeats++;
+    this._write(HEARTBEAT_BYTES, Date.now());
+  }
+
+  /** @internal An already-framed event (channel fan-out and replay). */
+  _writeEvent(bytes: Buffer, now: number): boolean {
+    if (this._state !== OPEN && !this._ready()) return false;
+    this._ctx.stats.events++;
+    return this._write(bytes, now);
   }
 
   /**
@@ -320,12 +351,21 @@ export class SseStream {
     const ok = res.write(chunk);
     if (res.flush !== undefined) res.flush(); // compression middleware: push this event out now
     this.lastWriteAt = now;
+    this._ctx.stats.bytes +=
+      typeof chunk === "string" ? Buffer.byteLength(chunk) : chunk.byteLength;
     if (!ok && res.writableLength > this._ctx.options.maxBufferedBytes) {
+      this._ctx.stats.slowClientsDropped++;
       this._finalize("max-buffered-bytes");
       res.destroy();
       return false;
     }
     return ok;
+  }
+
+  /** Starts a CONNECTING stream; `true` if it is open afterwards. */
+  private _ready(): boolean {
+    if (this._state === CONNECTING) this._start();
+    return this._state === OPEN;
   }
 
   private _start(): void {
@@ -339,6 +379,7 @@ export class SseStream {
       );
     }
     if (heartbeat.size >= options.maxConnections) {
+      this._ctx.stats.rejected++;
       res.writeHead(503, {
         "Retry-After": String(
           options.retry === undefined
@@ -366,6 +407,7 @@ export class SseStream {
       return;
     }
     this._state = OPEN;
+    this._ctx.stats.opened++;
     heartbeat.add(this);
     openStreams.add(this);
     const server = (req.socket as { server?: object } | null)?.server;

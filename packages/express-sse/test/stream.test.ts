@@ -3,6 +3,7 @@ import { EventSource } from "eventsource";
 import { sse, SseStream, StreamClosedError, Frame } from "../src";
 import { collectEvents } from "../src/testing";
 import { EXPRESS_VERSIONS } from "./helpers/express";
+import express5 from "express";
 import {
   closeAllServers,
   deferred,
@@ -422,6 +423,37 @@ describe.each(EXPRESS_VERSIONS)("SseStream on %s", (_name, express) => {
         es1.close();
         es2.close();
       }
+    });
+  });
+});
+
+describe("sse().stats()", () => {
+  test("counts streams, events, bytes, heartbeats, slow clients and 503s", async () => {
+    const app = express5();
+    const middleware = sse({ heartbeat: 100, maxConnections: 1 });
+    app.use(middleware);
+    app.get("/s", (_req, res) => {
+      res.sse.send("one");
+      res.sse.send({ two: 2 }, { event: "e" });
+      res.sse.comment("not an event");
+    });
+    const { url } = await listen(app);
+    const held = collectEvents(url, { path: "/s", duration: 350 });
+    await waitFor(() => middleware.stats().open === 1, { what: "one open stream" });
+    const refused = await collectEvents(url, { path: "/s" });
+    expect(refused.status).toBe(503);
+    const { raw, comments } = await held;
+    const heartbeats = comments.filter((c) => c === "ping").length;
+    expect(heartbeats).toBeGreaterThanOrEqual(1);
+    await waitFor(() => middleware.stats().open === 0, { what: "stream closed" });
+    expect(middleware.stats()).toEqual({
+      open: 0,
+      opened: 1,
+      events: 2,
+      bytes: Buffer.byteLength(raw),
+      heartbeats,
+      slowClientsDropped: 0,
+      rejected: 1,
     });
   });
 });
