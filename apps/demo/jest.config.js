@@ -12,5 +12,7 @@ module.exports = {
     "^@sluice/express-sse$": "<rootDir>/../../packages/express-sse/src/index.ts",
     "^@sluice/express-sse/testing$": "<rootDir>/../../packages/express-sse/src/testing.ts",
   },
+  // Installs (as root on Debian) or demands nginx, openssl, docker-compose and chromium.
+  globalSetup: "<rootDir>/test/setup/global-setup.ts",
   testTimeout: 30_000,
 };

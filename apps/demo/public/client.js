@@ -1,32 +1,454 @@
-// EventSource with a named event and a live view. No framework, no build.
+// Sluice demo page: one EventSource per stream, plain DOM, no framework, no build.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
 const STATES = ["CONNECTING", "OPEN", "CLOSED"];
 
-function showState(id, source) {
-  const el = document.getElementById(id);
-  const update = () => {
-    el.textContent = STATES[source.readyState];
-    el.className = `state ${STATES[source.readyState]}`;
-  };
-  source.addEventListener("open", update);
-  source.addEventListener("error", update);
-  update();
+// ---------------------------------------------------------------------------------------------
+// Raw log: newest first, at most LOG_MAX lines. Ticker prices (10/s) are left out unless asked.
+// ---------------------------------------------------------------------------------------------
+const LOG_MAX = 200;
+const logList = $("log");
+const logTicker = $("log-ticker");
+
+function log(stream, kind, data = "", id = "") {
+  if (stream === "ticker" && kind === "price" && !logTicker.checked) return;
+  const li = document.createElement("li");
+  const cells = [
+    ["t", new Date().toLocaleTimeString([], { hour12: false }) + timeFraction()],
+    ["s", stream],
+    [`k k-${kind}`, id ? `${kind} #${id}` : kind],
+    ["d", data],
+  ];
+  for (const [cls, text] of cells) {
+    const span = document.createElement("span");
+    span.className = cls;
+    span.textContent = text;
+    if (cls === "d") span.title = text;
+    li.append(span);
+  }
+  logList.prepend(li);
+  while (logList.childElementCount > LOG_MAX) logList.lastElementChild.remove();
 }
 
-const time = new EventSource("/api/time");
-showState("time-state", time);
-time.addEventListener("time", (e) => {
-  document.getElementById("clock").textContent = new Date(JSON.parse(e.data)).toLocaleTimeString();
+function timeFraction() {
+  return "." + String(new Date().getMilliseconds()).padStart(3, "0");
+}
+
+$("log-clear").addEventListener("click", () => logList.replaceChildren());
+
+// ---------------------------------------------------------------------------------------------
+// Panels: state badge (#state-<name>), reconnect count (#reconnects-<name>), last event id
+// (#last-id-<name>). Counts survive a panel's new EventSource (ticker resume, job, replay).
+// ---------------------------------------------------------------------------------------------
+const panels = {};
+
+function panel(name) {
+  return (panels[name] ??= { reconnects: 0, source: null });
+}
+
+function showState(name, state) {
+  const badge = $(`state-${name}`);
+  badge.textContent = state;
+  badge.dataset.state = state;
+}
+
+/** Wires a new EventSource to its panel, and `handlers` (event name -> fn(data, event)) to it. */
+function track(name, source, handlers) {
+  const p = panel(name);
+  p.source = source;
+  let opened = false;
+  const render = () => {
+    if (p.source === source) showState(name, STATES[source.readyState]);
+  };
+  source.addEventListener("open", () => {
+    // The browser reconnects on its own after a drop: every open after the first is one.
+    if (opened) {
+      p.reconnects++;
+      $(`reconnects-${name}`).textContent = String(p.reconnects);
+    }
+    opened = true;
+    render();
+    log(name, "open");
+  });
+  source.addEventListener("error", () => {
+    render();
+    log(
+      name,
+      source.readyState === EventSource.CLOSED ? "closed" : "error",
+      STATES[source.readyState],
+    );
+  });
+  for (const [type, handle] of Object.entries(handlers)) {
+    source.addEventListener(type, (e) => {
+      if (e.lastEventId) $(`last-id-${name}`).textContent = e.lastEventId;
+      log(name, type, e.data, e.lastEventId);
+      let data = e.data;
+      try {
+        data = JSON.parse(e.data);
+      } catch {
+        // not JSON (the /sse events are plain text)
+      }
+      handle(data, e);
+    });
+  }
+  render();
+  return source;
+}
+
+/** Closes a panel's source ourselves (no event fires for that, so render the state here). */
+function closeSource(name) {
+  const p = panel(name);
+  if (!p.source) return;
+  p.source.close();
+  p.source = null;
+  showState(name, "CLOSED");
+  log(name, "closed", "closed by the page");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Clock
+// ---------------------------------------------------------------------------------------------
+const clock = $("clock");
+track("time", new EventSource("/api/time"), {
+  time(iso) {
+    const date = new Date(iso);
+    clock.textContent = date.toLocaleTimeString([], { hour12: false });
+    clock.dateTime = iso;
+  },
 });
 
-const demo = new EventSource("/sse");
-showState("sse-state", demo);
-demo.addEventListener("message", (e) => {
-  const li = document.createElement("li");
-  li.textContent = e.data;
-  document.getElementById("demo").append(li);
-  // The stream ends after ten events; stop the browser from reconnecting and replaying them.
-  if (e.data === "demo10") {
-    demo.close();
-    showState("sse-state", demo);
+// ---------------------------------------------------------------------------------------------
+// Client count
+// ---------------------------------------------------------------------------------------------
+track("client-count", new EventSource("/api/client-count"), {
+  "client-count"({ count }) {
+    $("client-count").textContent = String(count);
+    $("client-count").removeAttribute("data-pending");
+  },
+});
+
+// ---------------------------------------------------------------------------------------------
+// /sse: ten events, then the server ends the stream. EventSource would reconnect and replay them
+// forever, so the page closes it after demo10.
+// ---------------------------------------------------------------------------------------------
+const demoList = $("demo");
+function openDemo() {
+  demoList.replaceChildren();
+  const source = track("sse", new EventSource("/sse"), {
+    message(text) {
+      const li = document.createElement("li");
+      li.textContent = text;
+      demoList.append(li);
+      if (text === "demo10") closeSource("sse");
+    },
+  });
+  return source;
+}
+openDemo();
+$("sse-replay").addEventListener("click", () => {
+  closeSource("sse");
+  openDemo();
+});
+
+// ---------------------------------------------------------------------------------------------
+// Chat: messages arrive over /api/chat (resumed after a drop via Last-Event-ID, by the browser);
+// sending is a plain POST.
+// ---------------------------------------------------------------------------------------------
+const chatList = $("chat-messages");
+const chatForm = $("chat-form");
+const chatUser = $("chat-user");
+const chatText = $("chat-text");
+const chatSend = $("chat-send");
+const chatError = $("chat-error");
+const CHAT_MAX = 200;
+
+function addChatItem(li) {
+  const atBottom = chatList.scrollHeight - chatList.scrollTop - chatList.clientHeight < 40;
+  chatList.append(li);
+  while (chatList.childElementCount > CHAT_MAX) chatList.firstElementChild.remove();
+  if (atBottom) chatList.scrollTop = chatList.scrollHeight;
+}
+
+track("chat", new EventSource("/api/chat"), {
+  message({ user, text, at }, e) {
+    const li = document.createElement("li");
+    li.dataset.id = e.lastEventId;
+    const who = document.createElement("span");
+    who.className = "who";
+    who.textContent = user;
+    const body = document.createElement("span");
+    body.className = "text";
+    body.textContent = text; // textContent: user text is never HTML
+    const time = document.createElement("time");
+    time.dateTime = at;
+    time.textContent = new Date(at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    li.append(who, body, time);
+    addChatItem(li);
+  },
+  reset() {
+    const li = document.createElement("li");
+    li.className = "notice";
+    li.textContent = "Some messages were missed while disconnected.";
+    addChatItem(li);
+  },
+});
+
+chatUser.value = localStorage.getItem("sluice-demo-user") ?? "";
+
+chatForm.addEventListener("submit", async (e) => {
+  e.preventDefault();
+  chatError.textContent = "";
+  chatSend.disabled = true;
+  try {
+    const res = await fetch("/api/chat", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ user: chatUser.value, text: chatText.value }),
+    });
+    if (res.ok) {
+      localStorage.setItem("sluice-demo-user", chatUser.value);
+      chatText.value = "";
+    } else {
+      const body = await res.json().catch(() => ({}));
+      chatError.textContent = body.error ?? `HTTP ${res.status}`;
+    }
+  } catch {
+    chatError.textContent = "Network error: the message was not sent.";
+  } finally {
+    chatSend.disabled = false;
+    chatText.focus();
   }
+});
+
+// ---------------------------------------------------------------------------------------------
+// Updates
+// ---------------------------------------------------------------------------------------------
+const updatesList = $("updates");
+track("updates", new EventSource("/api/updates"), {
+  dataUpdate({ version, at, orders, added }) {
+    $("update-orders").textContent = orders.toLocaleString();
+    $("update-orders").removeAttribute("data-pending");
+    $("update-meta").textContent =
+      `orders · version ${version} · ${new Date(at).toLocaleTimeString([], { hour12: false })}`;
+    const li = document.createElement("li");
+    const left = document.createElement("span");
+    left.textContent = `v${version} +${added}`;
+    const right = document.createElement("span");
+    right.textContent = new Date(at).toLocaleTimeString([], { hour12: false });
+    li.append(left, right);
+    updatesList.prepend(li);
+    while (updatesList.childElementCount > 10) updatesList.lastElementChild.remove();
+  },
+});
+
+// ---------------------------------------------------------------------------------------------
+// Ticker: a live canvas chart of the last CHART_POINTS prices, sized to its panel and drawn at
+// the screen's pixel density, redrawn at most once per animation frame.
+// ---------------------------------------------------------------------------------------------
+const CHART_POINTS = 100;
+const canvas = $("ticker-chart");
+const ctx = canvas.getContext("2d");
+const prices = [];
+const arrivals = [];
+let drawQueued = false;
+
+function queueDraw() {
+  if (drawQueued) return;
+  drawQueued = true;
+  requestAnimationFrame(() => {
+    drawQueued = false;
+    drawChart();
+  });
+}
+
+function resizeChart() {
+  const dpr = window.devicePixelRatio || 1;
+  const { width, height } = canvas.getBoundingClientRect();
+  const w = Math.max(1, Math.round(width * dpr));
+  const h = Math.max(1, Math.round(height * dpr));
+  if (canvas.width !== w || canvas.height !== h) {
+    canvas.width = w;
+    canvas.height = h;
+  }
+  drawChart();
+}
+new ResizeObserver(resizeChart).observe(canvas);
+// Moving the window to a screen with another pixel density changes devicePixelRatio only.
+(function watchDpr() {
+  matchMedia(`(resolution: ${window.devicePixelRatio}dppx)`).addEventListener(
+    "change",
+    () => {
+      resizeChart();
+      watchDpr();
+    },
+    { once: true },
+  );
+})();
+matchMedia("(prefers-color-scheme: dark)").addEventListener("change", queueDraw);
+
+function drawChart() {
+  const dpr = canvas.width / Math.max(1, canvas.clientWidth);
+  const w = canvas.clientWidth;
+  const h = canvas.clientHeight;
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  ctx.clearRect(0, 0, w, h);
+  const style = getComputedStyle(document.documentElement);
+  const muted = style.getPropertyValue("--muted").trim();
+  const border = style.getPropertyValue("--border").trim();
+  const accent = style.getPropertyValue("--accent").trim();
+  ctx.font = `11px ${style.getPropertyValue("--mono")}`;
+
+  if (prices.length < 2) {
+    ctx.fillStyle = muted;
+    ctx.textAlign = "center";
+    ctx.textBaseline = "middle";
+    ctx.fillText(panel("ticker").source ? "Waiting for prices…" : "Paused", w / 2, h / 2);
+    return;
+  }
+
+  const pad = { top: 12, right: 56, bottom: 12, left: 8 };
+  let min = Infinity;
+  let max = -Infinity;
+  for (const p of prices) {
+    if (p.price < min) min = p.price;
+    if (p.price > max) max = p.price;
+  }
+  const span = Math.max(max - min, 0.5);
+  const mid = (max + min) / 2;
+  min = mid - span * 0.55;
+  max = mid + span * 0.55;
+  const plotW = w - pad.left - pad.right;
+  const plotH = h - pad.top - pad.bottom;
+  const x = (i) => pad.left + (plotW * (i + CHART_POINTS - prices.length)) / (CHART_POINTS - 1);
+  const y = (price) => pad.top + plotH * (1 - (price - min) / (max - min));
+
+  // Grid and price labels
+  ctx.strokeStyle = border;
+  ctx.lineWidth = 1;
+  ctx.fillStyle = muted;
+  ctx.textAlign = "left";
+  ctx.textBaseline = "middle";
+  for (let i = 0; i <= 3; i++) {
+    const value = min + ((max - min) * i) / 3;
+    const gy = Math.round(y(value)) + 0.5;
+    ctx.beginPath();
+    ctx.moveTo(pad.left, gy);
+    ctx.lineTo(w - pad.right, gy);
+    ctx.stroke();
+    ctx.fillText(value.toFixed(2), w - pad.right + 6, gy);
+  }
+
+  // Area under the line, then the line
+  ctx.beginPath();
+  prices.forEach((p, i) => (i === 0 ? ctx.moveTo(x(i), y(p.price)) : ctx.lineTo(x(i), y(p.price))));
+  const last = prices.length - 1;
+  ctx.lineTo(x(last), pad.top + plotH);
+  ctx.lineTo(x(0), pad.top + plotH);
+  ctx.closePath();
+  const gradient = ctx.createLinearGradient(0, pad.top, 0, pad.top + plotH);
+  gradient.addColorStop(0, withAlpha(accent, 0.28));
+  gradient.addColorStop(1, withAlpha(accent, 0));
+  ctx.fillStyle = gradient;
+  ctx.fill();
+
+  ctx.beginPath();
+  prices.forEach((p, i) => (i === 0 ? ctx.moveTo(x(i), y(p.price)) : ctx.lineTo(x(i), y(p.price))));
+  ctx.strokeStyle = accent;
+  ctx.lineWidth = 2;
+  ctx.lineJoin = "round";
+  ctx.stroke();
+
+  ctx.beginPath();
+  ctx.arc(x(last), y(prices[last].price), 3.5, 0, 2 * Math.PI);
+  ctx.fillStyle = accent;
+  ctx.fill();
+}
+
+/** `#rrggbb` plus an alpha, for the gradient (custom properties hold plain hex colours). */
+function withAlpha(hex, alpha) {
+  const m = /^#([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})/i.exec(hex);
+  if (!m) return hex;
+  return `rgba(${parseInt(m[1], 16)}, ${parseInt(m[2], 16)}, ${parseInt(m[3], 16)}, ${alpha})`;
+}
+
+const tickerPrice = $("ticker-price");
+const tickerChange = $("ticker-change");
+const tickerToggle = $("ticker-toggle");
+
+function openTicker() {
+  track("ticker", new EventSource("/api/ticker"), {
+    price(point) {
+      prices.push(point);
+      if (prices.length > CHART_POINTS) prices.shift();
+      const first = prices[0].price;
+      const change = ((point.price - first) / first) * 100;
+      tickerPrice.textContent = point.price.toFixed(2);
+      tickerPrice.removeAttribute("data-pending");
+      tickerChange.textContent = `${change >= 0 ? "▲" : "▼"} ${Math.abs(change).toFixed(2)}%`;
+      tickerChange.dataset.dir = change >= 0 ? "up" : "down";
+      const now = performance.now();
+      arrivals.push(now);
+      while (arrivals.length > 0 && arrivals[0] < now - 1000) arrivals.shift();
+      $("ticker-rate").textContent = String(arrivals.length);
+      queueDraw();
+    },
+  });
+  tickerToggle.textContent = "Pause";
+}
+openTicker();
+tickerToggle.addEventListener("click", () => {
+  if (panel("ticker").source) {
+    // The last watcher leaving stops the server's price generator.
+    closeSource("ticker");
+    tickerToggle.textContent = "Resume";
+    $("ticker-rate").textContent = "0";
+    queueDraw();
+  } else {
+    prices.length = 0;
+    openTicker();
+    queueDraw();
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// Progress: one job per EventSource; the page closes it on `done` (else the browser would
+// reconnect and start another job). Closing it early cancels the job on the server.
+// ---------------------------------------------------------------------------------------------
+const bar = $("progress-bar");
+const progressText = $("progress-text");
+const progressStart = $("progress-start");
+const progressCancel = $("progress-cancel");
+
+function setProgress(percent, state, text) {
+  bar.value = percent;
+  bar.textContent = `${percent}%`;
+  bar.dataset.state = state;
+  progressText.textContent = text;
+  const running = state === "running";
+  progressStart.disabled = running;
+  progressCancel.disabled = !running;
+}
+
+progressStart.addEventListener("click", () => {
+  closeSource("progress");
+  setProgress(0, "running", "Starting…");
+  track("progress", new EventSource("/api/progress"), {
+    progress({ percent }) {
+      setProgress(percent, "running", `${percent}%`);
+    },
+    done({ ms }) {
+      closeSource("progress");
+      setProgress(100, "done", `Done in ${(ms / 1000).toFixed(1)} s`);
+    },
+    failed({ message }) {
+      closeSource("progress");
+      setProgress(Number(bar.value), "failed", `Failed: ${message}`);
+    },
+  });
+});
+
+progressCancel.addEventListener("click", () => {
+  closeSource("progress");
+  setProgress(Number(bar.value), "cancelled", `Cancelled at ${bar.value}%`);
 });

@@ -1,39 +1,146 @@
 import path from "node:path";
-import express, { type Express } from "express";
-import { sse } from "@sluice/express-sse";
+import express, { type Express, type NextFunction, type Request, type Response } from "express";
+import type { SseOptions } from "@sluice/express-sse";
+import type { Registry } from "prom-client";
+import { mountChat, type ChatFeed } from "./feeds/chat";
+import { mountClientCount, type ClientCountFeed } from "./feeds/client-count";
+import { mountClock } from "./feeds/clock";
+import { mountDemo } from "./feeds/demo";
+import type { Feed, StreamName } from "./feeds/feed";
+import { mountMetrics } from "./feeds/metrics";
+import { mountProgress, type ProgressFeed } from "./feeds/progress";
+import { mountTicker, type TickerFeed } from "./feeds/ticker";
+import { mountUpdates, type UpdatesFeed } from "./feeds/updates";
 
+/** Knobs for tests (to run in milliseconds what takes seconds in the demo); defaults are production's. */
 export interface DemoOptions {
   /** Milliseconds between `time` events. @defaultValue 1000 */
   tickMs?: number;
+  /** Milliseconds between ticker prices. @defaultValue 100 (ten a second) */
+  tickerIntervalMs?: number;
+  /** Each `dataUpdate` comes a random [min, max) ms after the previous one. @defaultValue [5000, 20000] */
+  updateIntervalMs?: readonly [min: number, max: number];
+  /** Milliseconds between two steps of a progress job. @defaultValue 250 */
+  progressStepMs?: number;
+  /** Percent per progress step. @defaultValue 5 */
+  progressStep?: number;
+  /** Heartbeat interval of every stream (ms; 0 turns it off). @defaultValue 15000 */
+  heartbeatMs?: number;
+  /** `retry:` sent to every stream (ms). @defaultValue 3000 */
+  retryMs?: number;
+}
+
+/** Every feed, for tests and for the metrics. */
+export interface DemoFeeds {
+  time: Feed;
+  clientCount: ClientCountFeed;
+  sse: Feed;
+  chat: ChatFeed;
+  updates: UpdatesFeed;
+  ticker: TickerFeed;
+  progress: ProgressFeed;
+}
+
+/** The Express app, plus what it owns besides routes. */
+export interface DemoApp extends Express {
+  readonly feeds: DemoFeeds;
+  /** The app's own Prometheus registry (served at `/metrics`). */
+  readonly registry: Registry;
+  /**
+   * Releases everything the app started: the updates publisher and the ticker timers, the
+   * channels, and every open event stream (their per-client timers go with them). Later requests
+   * to the streams get 503. Safe to call twice. Call it after `shutdown(server)` (or in a test's
+   * `afterEach`); it does not close the HTTP server, which the app does not own.
+   */
+  close(): Promise<void>;
 }
 
 /**
- * The demo app, without `listen()`, so tests can import it. (The full demo — chat, ticker,
- * progress, metrics, nginx and compose — is tracked in its own issue.)
+ * The demo app, without `listen()`, so tests can import it. Each stream has its own `sse()`
+ * instance, so `/metrics` reports every counter per stream.
  */
-export function createApp({ tickMs = 1000 }: DemoOptions = {}): Express {
+export function createApp(options: DemoOptions = {}): DemoApp {
+  const {
+    tickMs = 1000,
+    tickerIntervalMs = 100,
+    updateIntervalMs = [5_000, 20_000],
+    progressStepMs = 250,
+    progressStep = 5,
+    heartbeatMs = 15_000,
+    retryMs = 3_000,
+  } = options;
+  positive("tickMs", tickMs);
+  positive("tickerIntervalMs", tickerIntervalMs);
+  positive("progressStepMs", progressStepMs);
+  positive("progressStep", progressStep);
+  const [updateMin, updateMax] = updateIntervalMs;
+  positive("updateIntervalMs[0]", updateMin);
+  positive("updateIntervalMs[1]", updateMax);
+  if (updateMax < updateMin) {
+    throw new RangeError(`"updateIntervalMs" must be [min, max] with min <= max`);
+  }
+  const sse: SseOptions = { heartbeat: heartbeatMs, retry: retryMs };
+
   const app = express();
   app.disable("x-powered-by");
-  app.use(sse({ heartbeat: 15_000, retry: 3_000 }));
+
+  let closed = false;
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    if (closed && (req.path === "/sse" || req.path.startsWith("/api/"))) {
+      res.status(503).set("Retry-After", "5").json({ error: "the server is shutting down" });
+      return;
+    }
+    next();
+  });
 
   app.get("/healthz", (_req, res) => {
-    res.json({ ok: true });
+    res.set("Cache-Control", "no-store").json({ ok: true });
   });
 
-  // `event: time`, data an ISO timestamp as a JSON string, every second.
-  app.get("/api/time", (_req, res) => {
-    const send = () => res.sse.send(JSON.stringify(new Date().toISOString()), { event: "time" });
-    send();
-    const timer = setInterval(send, tickMs);
-    res.sse.onClose(() => clearInterval(timer));
-  });
-
-  // Ten unnamed events, then the stream ends cleanly.
-  app.get("/sse", async (_req, res) => {
-    const demo = Array.from({ length: 10 }, (_, i) => `demo${i + 1}`);
-    await res.sse.pipe(demo, { closeOnEnd: true });
+  const feeds: DemoFeeds = {
+    time: mountClock(app, { sse, tickMs }),
+    clientCount: mountClientCount(app, { sse }),
+    sse: mountDemo(app, { sse }),
+    chat: mountChat(app, { sse }),
+    updates: mountUpdates(app, { sse, intervalMs: [updateMin, updateMax] }),
+    ticker: mountTicker(app, { sse, intervalMs: tickerIntervalMs }),
+    progress: mountProgress(app, { sse, stepMs: progressStepMs, step: progressStep }),
+  };
+  const all = Object.values(feeds);
+  const registry = mountMetrics(app, {
+    streams: new Map(all.map((feed): [StreamName, Feed["events"]] => [feed.stream, feed.events])),
+    channels: new Map([
+      ["chat", feeds.chat.channel],
+      ["updates", feeds.updates.channel],
+    ]),
   });
 
   app.use(express.static(path.join(__dirname, "..", "public")));
-  return app;
+
+  // Errors after the stream routes (which never reach here): JSON, and no stack trace.
+  app.use((err: unknown, _req: Request, res: Response, next: NextFunction) => {
+    if (res.headersSent) return next(err);
+    const status = (err as { status?: unknown }).status;
+    const code = typeof status === "number" && status >= 400 && status < 600 ? status : 500;
+    res.status(code).json({ error: code < 500 ? "bad request" : "internal error" });
+  });
+
+  let closing: Promise<void> | undefined;
+  return Object.assign(app, {
+    feeds,
+    registry,
+    close(): Promise<void> {
+      closed = true;
+      closing ??= Promise.all(all.map((feed) => feed.close())).then(() => undefined);
+      return closing;
+    },
+  });
+}
+
+function positive(name: string, value: number): void {
+  if (typeof value !== "number" || !Number.isFinite(value) || value <= 0) {
+    throw new RangeError(
+      `"${name}" must be a positive number of milliseconds, got ${String(value)}`,
+    );
+  }
 }

@@ -2,16 +2,41 @@ import { shutdown } from "@sluice/express-sse";
 import { createApp } from "./app";
 
 const port = Number(process.env["PORT"] ?? 3000);
-const server = createApp().listen(port, () => {
+if (!Number.isInteger(port) || port < 0 || port > 65535) {
+  console.error(
+    `PORT must be an integer from 0 to 65535, got ${JSON.stringify(process.env["PORT"])}`,
+  );
+  process.exit(1);
+}
+
+const app = createApp();
+const server = app.listen(port, (err?: Error) => {
+  if (err) {
+    console.error(`Cannot listen on port ${port}: ${err.message}`);
+    process.exit(1);
+  }
   console.log(`Sluice demo on http://localhost:${port}  (Ctrl+C to stop)`);
 });
 
 // Open event streams would keep server.close() waiting forever; shutdown() ends them (clients
-// reconnect elsewhere and resume) and resolves once the server is closed.
+// reconnect elsewhere and resume) and resolves once the server is closed. Then app.close()
+// releases the app's own timers (the updates publisher, the ticker) and its channels.
+let stopping = false;
 async function stop(signal: string): Promise<void> {
+  if (stopping) {
+    console.log(`${signal} again: exiting now`);
+    process.exit(1);
+  }
+  stopping = true;
   console.log(`${signal}: closing event streams and the server`);
-  await shutdown(server, { timeout: 5000 });
-  process.exit(0);
+  try {
+    await shutdown(server, { timeout: 5000 });
+    await app.close();
+    process.exit(0);
+  } catch (err) {
+    console.error("Shutdown failed:", err);
+    process.exit(1);
+  }
 }
-process.once("SIGINT", () => void stop("SIGINT"));
-process.once("SIGTERM", () => void stop("SIGTERM"));
+process.on("SIGINT", () => void stop("SIGINT"));
+process.on("SIGTERM", () => void stop("SIGTERM"));

@@ -1,0 +1,39 @@
+import type { IRouter } from "express";
+import type { SseMiddleware, SseOptions } from "@sluice/express-sse";
+
+/** Every event stream of the demo, as it appears in the `stream` label of `/metrics`. */
+export const STREAMS = [
+  "time",
+  "client-count",
+  "sse",
+  "chat",
+  "updates",
+  "ticker",
+  "progress",
+] as const;
+export type StreamName = (typeof STREAMS)[number];
+
+/** What a feed module mounts routes on (an Express app or router). */
+export type Routes = IRouter;
+
+/** What every feed gets from `createApp()`: the `sse()` options all streams share. */
+export interface FeedContext {
+  sse: SseOptions;
+}
+
+/** One event stream of the demo. */
+export interface Feed {
+  readonly stream: StreamName;
+  /**
+   * This stream's own `sse()` instance (`app.get(path, feed.events, handler)`), so that
+   * `events.stats()` counts this stream only: that is where `/metrics` reads its per-stream series.
+   */
+  readonly events: SseMiddleware;
+  /** Stops the feed's timers, closes its channel and ends its open streams. Safe to call twice. */
+  close(): void | Promise<void>;
+}
+
+/** Ends every open stream of an `sse()` instance (their `onClose` callbacks release the rest). */
+export function endStreams(events: SseMiddleware): void {
+  for (const stream of [...events.streams]) stream.close();
+}
