@@ -87,6 +87,7 @@ const kStream = Symbol("sluice.stream");
 type TaggedResponse = ServerResponse & { [kStream]?: SseStream | undefined; flush?: () => void };
 
 const HEARTBEAT_BYTES = Buffer.from(frameComment(HEARTBEAT_COMMENT));
+const OPEN_FRAME = ":\n\n";
 
 /**
  * Every open stream in the process, whatever `sse()` instance made it, for `shutdown(server)`.
@@ -420,8 +421,13 @@ export class SseStream {
     }
     const now = Date.now();
     this.lastWriteAt = now;
-    if (options.retry !== undefined) res.write(frameRetry(options.retry));
-    else res.flushHeaders();
+    // Headers alone are not enough: some proxies (nginx over HTTP/2, some CDNs) forward a
+    // response's headers only with its first body bytes, so the browser's `open` would wait for
+    // the first event. The stream therefore starts with a first frame: the retry field if one is
+    // configured, else an empty comment (3 bytes, ignored by every client).
+    const first = options.retry !== undefined ? frameRetry(options.retry) : OPEN_FRAME;
+    res.write(first);
+    this._ctx.stats.bytes += first.length; // ASCII
     if (res.flush !== undefined) res.flush();
   }
 

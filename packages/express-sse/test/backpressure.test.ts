@@ -117,13 +117,17 @@ describe("under the compression middleware", () => {
     const received = deferred<{ encoding: string | undefined; text: string }>();
     const req = http.get(`${url}/s`, { headers: { "Accept-Encoding": "gzip" } }, (res) => {
       res.setEncoding("utf8");
-      res.once("data", (text: string) =>
-        received.resolve({ encoding: res.headers["content-encoding"], text }),
-      );
+      let text = "";
+      res.on("data", (chunk: string) => {
+        text += chunk;
+        if (text.includes("data: first\n\n")) {
+          received.resolve({ encoding: res.headers["content-encoding"], text });
+        }
+      });
     });
     const { encoding, text } = await received.promise;
     expect(encoding).toBeUndefined();
-    expect(text).toBe("data: first\n\n");
+    expect(text).toBe(":\n\ndata: first\n\n");
     req.destroy();
   });
 

@@ -4,6 +4,9 @@ import { sse, type SseStream } from "../src";
 import { collectEvents } from "../src/testing";
 import { closeAllServers, deferred, listen, rawRequest, waitFor } from "./helpers/server";
 
+/** The first frame of every stream without a `retry` option (see SseStream#start). */
+const OPEN = ":\n\n";
+
 afterEach(closeAllServers);
 
 function appWith(handler: (res: express.Response) => void, options?: Parameters<typeof sse>[0]) {
@@ -30,7 +33,8 @@ describe("SseStream#pipe()", () => {
     const { raw, ended } = await collectEvents(app, { path: "/s" });
     expect(ended).toBe(true);
     expect(raw).toBe(
-      "event: token\nid: 0\ndata: Hello\n\n" +
+      OPEN +
+        "event: token\nid: 0\ndata: Hello\n\n" +
         "event: token\nid: 1\ndata: ,\n\n" +
         'event: token\nid: 2\ndata: {"word":"world"}\n\n',
     );

@@ -93,7 +93,7 @@ describe("shutdown", () => {
       const clients = await Promise.all(
         Array.from({ length: 100 }, () => openClient(`${server.url}/s`, agent)),
       );
-      await waitFor(() => clients.every((c) => c.body === "data: hi\n\n"), {
+      await waitFor(() => clients.every((c) => c.body === ":\n\ndata: hi\n\n"), {
         what: "the first event on every stream",
       });
       expect(middleware.streams.size).toBe(100);
@@ -109,7 +109,7 @@ describe("shutdown", () => {
       const outcomes = await Promise.all(clients.map((c) => c.outcome));
       expect(outcomes.filter((o) => o === "end")).toHaveLength(100);
       // Nothing was lost or added: each client got its event, then the end of the response.
-      expect(clients.map((c) => c.body)).toEqual(Array(100).fill("data: hi\n\n"));
+      expect(clients.map((c) => c.body)).toEqual(Array(100).fill(":\n\ndata: hi\n\n"));
       await expectClosed(server);
     } finally {
       agent.destroy();
@@ -162,7 +162,7 @@ describe("shutdown", () => {
       expect(streamB.closed).toBe(false);
       expect(second.server.listening).toBe(true);
       expect(streamB.send("still here")).toBe(true);
-      await waitFor(() => b.body === "data: hi\n\ndata: still here\n\n", {
+      await waitFor(() => b.body === ":\n\ndata: hi\n\ndata: still here\n\n", {
         what: "the event on the other server's stream",
       });
     } finally {

@@ -14,6 +14,9 @@ import {
   sleep,
 } from "./helpers/server";
 
+/** The first frame of every stream without a `retry` option (see SseStream#start). */
+const OPEN = ":\n\n";
+
 afterEach(closeAllServers);
 
 describe.each(EXPRESS_VERSIONS)("SseStream on %s", (_name, express) => {
@@ -148,7 +151,8 @@ describe.each(EXPRESS_VERSIONS)("SseStream on %s", (_name, express) => {
       });
       const { raw, events } = await collectEvents(app, { path: "/s", count: 5 });
       expect(raw).toBe(
-        "data: plain text\n\n" +
+        OPEN +
+          "data: plain text\n\n" +
           'data: {"a":1,"b":["x"]}\n\n' +
           "data: 42\n\n" +
           "data: null\n\n" +
@@ -189,7 +193,7 @@ describe.each(EXPRESS_VERSIONS)("SseStream on %s", (_name, express) => {
         },
       );
       const { raw } = await collectEvents(app, { path: "/s", count: 2 });
-      expect(raw).toBe("data: before\n\ndata: after\n\n");
+      expect(raw).toBe(OPEN + "data: before\n\ndata: after\n\n");
     });
 
     test("data the serializer turns into undefined is a TypeError naming the cause", async () => {
@@ -202,7 +206,7 @@ describe.each(EXPRESS_VERSIONS)("SseStream on %s", (_name, express) => {
         res.sse.send("still fine");
       });
       const { raw } = await collectEvents(app, { path: "/s", count: 1 });
-      expect(raw).toBe("data: still fine\n\n");
+      expect(raw).toBe(OPEN + "data: still fine\n\n");
     });
 
     test("an event name or id with CR, LF or NUL is a TypeError at the call and is never written", async () => {
@@ -218,7 +222,7 @@ describe.each(EXPRESS_VERSIONS)("SseStream on %s", (_name, express) => {
         res.sse.send("ok", { event: "fine" });
       });
       const { raw, events } = await collectEvents(app, { path: "/s", count: 1 });
-      expect(raw).toBe("event: fine\ndata: ok\n\n");
+      expect(raw).toBe(OPEN + "event: fine\ndata: ok\n\n");
       expect(events).toEqual([{ event: "fine", data: "ok", id: "" }]);
     });
 
@@ -241,7 +245,7 @@ describe.each(EXPRESS_VERSIONS)("SseStream on %s", (_name, express) => {
         );
       });
       const { raw } = await collectEvents(app, { path: "/s", count: 1 });
-      expect(raw).toBe("event: news\nid: 3\ndata: shared\n\n");
+      expect(raw).toBe(OPEN + "event: news\nid: 3\ndata: shared\n\n");
     });
   });
 
@@ -254,8 +258,8 @@ describe.each(EXPRESS_VERSIONS)("SseStream on %s", (_name, express) => {
         res.sse.send("end");
       });
       const { raw, comments, retries } = await collectEvents(app, { path: "/s", count: 1 });
-      expect(raw).toBe(": hello\n\n: two\n: lines\n\nretry: 0\n\ndata: end\n\n");
-      expect(comments).toEqual(["hello", "two", "lines"]);
+      expect(raw).toBe(OPEN + ": hello\n\n: two\n: lines\n\nretry: 0\n\ndata: end\n\n");
+      expect(comments).toEqual(["", "hello", "two", "lines"]); // "" is the opening comment
       expect(retries).toEqual([0]);
     });
   });
@@ -315,7 +319,7 @@ describe.each(EXPRESS_VERSIONS)("SseStream on %s", (_name, express) => {
       });
       const result = await collectEvents(app, { path: "/s" });
       expect(result.ended).toBe(true);
-      expect(result.raw).toBe("data: one\n\n");
+      expect(result.raw).toBe(OPEN + "data: one\n\n");
       expect(reasons).toEqual(["closed"]);
       expect(middleware.streams.size).toBe(0);
     });
@@ -326,7 +330,7 @@ describe.each(EXPRESS_VERSIONS)("SseStream on %s", (_name, express) => {
       expect(result.status).toBe(200);
       expect(result.headers["content-type"]).toBe("text/event-stream; charset=utf-8");
       expect(result.ended).toBe(true);
-      expect(result.raw).toBe("");
+      expect(result.raw).toBe(OPEN);
     });
 
     test("a client disconnect aborts signal with client-disconnected and runs onClose once", async () => {
@@ -367,7 +371,7 @@ describe.each(EXPRESS_VERSIONS)("SseStream on %s", (_name, express) => {
       });
       const { raw, ended } = await collectEvents(app, { path: "/s" });
       expect(ended).toBe(true);
-      expect(raw).toBe("data: a\n\n");
+      expect(raw).toBe(OPEN + "data: a\n\n");
     });
 
     test("using res.sse after headers were sent elsewhere is a clear error", async () => {

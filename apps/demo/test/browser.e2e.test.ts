@@ -1,0 +1,209 @@
+/**
+ * The demo page in a real browser: Debian's Chromium driven by playwright-core, through Debian's
+ * nginx running the repository's own configuration (HTTPS + HTTP/2 and plain HTTP/1.1).
+ *
+ * The screenshot of the page is written to apps/demo/test-artifacts/ (ignored by git) so a person
+ * can look at what the test saw.
+ */
+import fs from "node:fs";
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import path from "node:path";
+import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import { createApp, type DemoApp } from "../src/app";
+import { startNginx, type RunningNginx } from "./helpers/nginx";
+import { findProgram } from "./helpers/system";
+
+jest.setTimeout(60_000);
+
+const ARTIFACTS = path.resolve(__dirname, "..", "test-artifacts");
+
+let app: DemoApp;
+let server: Server;
+let nginx: RunningNginx;
+let browser: Browser;
+let context: BrowserContext;
+
+beforeAll(async () => {
+  app = createApp({ tickMs: 200, tickerIntervalMs: 100, progressStepMs: 50 });
+  server = app.listen(0, "127.0.0.1");
+  await new Promise<void>((resolve) => server.once("listening", () => resolve()));
+  nginx = await startNginx({ upstreamPort: (server.address() as AddressInfo).port });
+  const executablePath = findProgram("chromium");
+  if (executablePath === undefined) {
+    throw new Error("chromium is not installed (Debian package: chromium)");
+  }
+  browser = await chromium.launch({
+    executablePath,
+    headless: true,
+    // The flags this machine needs (closed network: no background connections, no QUIC).
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+  // The certificate is the self-signed one nginx/gen-cert.sh made.
+  context = await browser.newContext({
+    ignoreHTTPSErrors: true,
+    viewport: { width: 1280, height: 900 },
+  });
+});
+
+afterAll(async () => {
+  await context?.close();
+  await browser?.close();
+  await nginx?.stop();
+  server?.closeAllConnections();
+  await new Promise((resolve) => server?.close(resolve));
+  await app?.close();
+});
+
+const httpsOrigin = () => `https://127.0.0.1:${nginx.httpsPort}`;
+const httpOrigin = () => `http://127.0.0.1:${nginx.httpPort}`;
+
+async function protocolOf(page: Page): Promise<string> {
+  return page.evaluate(
+    () =>
+      (performance.getEntriesByType("navigation")[0] as PerformanceNavigationTiming)
+        .nextHopProtocol,
+  );
+}
+
+/** Opens `count` EventSources to `path` in the page and returns how many got an event in `ms`. */
+async function concurrentStreams(page: Page, count: number, ms: number): Promise<number> {
+  return page.evaluate(
+    ({ count, ms }) =>
+      new Promise<number>((resolve) => {
+        const sources: EventSource[] = [];
+        const received = new Set<number>();
+        for (let i = 0; i < count; i++) {
+          const source = new EventSource("/api/time");
+          source.addEventListener("time", () => received.add(i));
+          sources.push(source);
+        }
+        setTimeout(() => {
+          for (const source of sources) source.close();
+          resolve(received.size);
+        }, ms);
+      }),
+    { count, ms },
+  );
+}
+
+describe("the demo page in Chromium", () => {
+  test("over HTTPS + HTTP/2 through nginx: streams open, the clock ticks, the chart draws", async () => {
+    const page = await context.newPage();
+    const errors: string[] = [];
+    page.on("pageerror", (err) => errors.push(String(err)));
+    try {
+      await page.goto(`${httpsOrigin()}/`);
+      expect(await protocolOf(page)).toBe("h2");
+      for (const stream of ["time", "client-count", "chat", "ticker", "updates"]) {
+        await page.waitForFunction(
+          (id) => document.getElementById(id)?.textContent?.trim() === "OPEN",
+          `state-${stream}`,
+          { timeout: 10_000 },
+        );
+      }
+      const first = await page.textContent("#clock");
+      await page.waitForFunction(
+        (before) => document.getElementById("clock")?.textContent !== before,
+        first,
+        {
+          timeout: 5_000,
+        },
+      );
+      // The ticker chart has drawn something: some pixel of the canvas is not transparent.
+      await page.waitForFunction(
+        () => {
+          const canvas = document.getElementById("ticker-chart") as HTMLCanvasElement | null;
+          const ctx = canvas?.getContext("2d");
+          if (!canvas || !ctx || canvas.width === 0) return false;
+          const { data } = ctx.getImageData(0, 0, canvas.width, canvas.height);
+          for (let i = 3; i < data.length; i += 4) if (data[i] !== 0) return true;
+          return false;
+        },
+        undefined,
+        { timeout: 5_000 },
+      );
+      // A progress job runs to 100 %.
+      await page.click("#progress-start");
+      await page.waitForFunction(
+        () =>
+          (document.getElementById("progress-bar") as HTMLProgressElement | null)?.dataset[
+            "state"
+          ] === "done",
+        undefined,
+        {
+          timeout: 10_000,
+        },
+      );
+      expect(await page.getAttribute("#progress-bar", "value")).toBe("100");
+      await page.waitForTimeout(500); // let the progress bar's CSS transition finish
+      fs.mkdirSync(ARTIFACTS, { recursive: true });
+      await page.screenshot({ path: path.join(ARTIFACTS, "demo-h2.png"), fullPage: true });
+      expect(errors).toEqual([]);
+
+      // The same page on a phone-sized screen: one column, nothing wider than the viewport.
+      await page.setViewportSize({ width: 390, height: 844 });
+      await page.waitForTimeout(300);
+      const overflow = await page.evaluate(
+        () => document.documentElement.scrollWidth - window.innerWidth,
+      );
+      expect(overflow).toBeLessThanOrEqual(0);
+      await page.screenshot({ path: path.join(ARTIFACTS, "demo-phone.png") });
+    } finally {
+      await page.close();
+    }
+  });
+
+  test("a chat message posted in one page appears in a second page", async () => {
+    const [alice, bob] = [await context.newPage(), await context.newPage()];
+    try {
+      await Promise.all([alice.goto(`${httpsOrigin()}/`), bob.goto(`${httpsOrigin()}/`)]);
+      for (const page of [alice, bob]) {
+        await page.waitForFunction(
+          () => document.getElementById("state-chat")?.textContent?.trim() === "OPEN",
+        );
+      }
+      const text = `hello from alice ${Date.now()}`;
+      await alice.fill("#chat-user", "alice");
+      await alice.fill("#chat-text", text);
+      await alice.click("#chat-send");
+      await bob.waitForFunction(
+        (t) => document.getElementById("chat-messages")?.textContent?.includes(t),
+        text,
+        {
+          timeout: 5_000,
+        },
+      );
+      expect(await bob.textContent("#chat-messages")).toContain("alice");
+    } finally {
+      await alice.close();
+      await bob.close();
+    }
+  });
+
+  test("HTTP/2 lifts the 6-connection limit: 10 EventSources to one origin all get events; over HTTP/1.1 only 6 do", async () => {
+    const h2 = await context.newPage();
+    const h1 = await context.newPage();
+    try {
+      // A page with no streams of its own, so the count is only the test's EventSources.
+      await h2.goto(`${httpsOrigin()}/healthz`);
+      expect(await protocolOf(h2)).toBe("h2");
+      expect(await concurrentStreams(h2, 10, 2_500)).toBe(10);
+
+      await h1.goto(`${httpOrigin()}/healthz`);
+      expect(await protocolOf(h1)).toBe("http/1.1");
+      expect(await concurrentStreams(h1, 10, 2_500)).toBe(6);
+    } finally {
+      await h2.close();
+      await h1.close();
+    }
+  });
+});
