@@ -1,0 +1,55 @@
+/** How big each scenario is: the full benchmark (~15 min on 2 cores) and the --quick smoke run. */
+
+export interface FanoutSize {
+  clients: number;
+  events: number;
+  /** Events published (and checked) before measuring, to warm up the JIT and the sockets. */
+  warmup: number;
+}
+
+export interface Config {
+  mode: "full" | "quick";
+  runs: number;
+  /** Connections the client opens at a time. */
+  connectConcurrency: number;
+  fanout: FanoutSize[];
+  burst: { clients: number; size: number; bursts: number };
+  memory: { clients: number; warmup: number };
+  latency: {
+    clients: number;
+    hz: number;
+    seconds: number;
+    warmupSeconds: number;
+    /** Read timestamps on every n-th connection. */
+    sampleEvery: number;
+  };
+  churn: { cycles: number; concurrency: number; warmup: number };
+}
+
+export const FULL: Config = {
+  mode: "full",
+  runs: 3,
+  connectConcurrency: 200,
+  fanout: [
+    { clients: 1_000, events: 2_000, warmup: 100 },
+    { clients: 10_000, events: 200, warmup: 10 },
+  ],
+  burst: { clients: 1_000, size: 100, bursts: 10 },
+  memory: { clients: 10_000, warmup: 100 },
+  latency: { clients: 1_000, hz: 50, seconds: 10, warmupSeconds: 0.5, sampleEvery: 10 },
+  churn: { cycles: 20_000, concurrency: 50, warmup: 500 },
+};
+
+export const QUICK: Config = {
+  mode: "quick",
+  runs: 1,
+  connectConcurrency: 200,
+  fanout: [
+    { clients: 200, events: 300, warmup: 30 },
+    { clients: 1_000, events: 30, warmup: 5 },
+  ],
+  burst: { clients: 200, size: 100, bursts: 5 },
+  memory: { clients: 1_000, warmup: 50 },
+  latency: { clients: 200, hz: 50, seconds: 1, warmupSeconds: 0.2, sampleEvery: 10 },
+  churn: { cycles: 1_000, concurrency: 50, warmup: 100 },
+};

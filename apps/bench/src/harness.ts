@@ -1,0 +1,195 @@
+/**
+ * The harness around one cell (one scenario × one variant × one run): a fresh server process for
+ * the variant, the load client process (reused across cells, replaced after a failure), and the
+ * steps every scenario shares — connect N clients, deliver events and check that every client got
+ * every one of them. Every step has a timeout, so a stuck variant fails its cell with a message
+ * instead of hanging the run.
+ */
+import path from "node:path";
+import type {
+  ClientCommands,
+  DeliveryReport,
+  PublishResult,
+  ServerCommands,
+  ServerInfo,
+  VariantName,
+} from "./protocol";
+import { Worker } from "./rpc";
+
+const ROOT = path.resolve(__dirname, "..");
+const START_TIMEOUT = 20_000;
+const SHORT_TIMEOUT = 20_000;
+/** Fail a delivery when no event at all arrived for this long. */
+const STALL_MS = 15_000;
+/** Keep counting this long after the last expected event, so duplicates show up too. */
+const GRACE_MS = 50;
+
+export type Server = Worker<ServerCommands>;
+export type Client = Worker<ClientCommands>;
+
+export interface CellContext {
+  variant: VariantName;
+  server: Server;
+  client: Client;
+  info: ServerInfo;
+}
+
+export class Harness {
+  private _client: Client | undefined = undefined;
+
+  constructor(private readonly _connectConcurrency: number) {}
+
+  /** Runs `fn` against a fresh server process for `variant`; always kills it afterwards. */
+  async cell<T>(variant: VariantName, fn: (ctx: CellContext) => Promise<T>): Promise<T> {
+    const server = Worker.spawn<ServerCommands>(
+      `server ${variant}`,
+      path.join(__dirname, "server-worker.ts"),
+      [variant],
+      { cwd: ROOT, execArgv: ["--expose-gc"] },
+    );
+    const client = this._getClient();
+    try {
+      const info = await server.call("info", undefined, START_TIMEOUT);
+      return await fn({ variant, server, client, info });
+    } catch (err) {
+      // The client may be mid-command: start from a fresh one for the next cell.
+      this._client = undefined;
+      await client.kill();
+      throw err;
+    } finally {
+      await server.kill();
+      if (client.alive) {
+        try {
+          await client.call("closeAll", undefined, SHORT_TIMEOUT);
+        } catch {
+          this._client = undefined;
+          await client.kill();
+        }
+      }
+    }
+  }
+
+  private _getClient(): Client {
+    if (this._client === undefined || !this._client.alive) {
+      this._client = Worker.spawn<ClientCommands>(
+        "client",
+        path.join(__dirname, "client-worker.ts"),
+        [],
+        { cwd: ROOT },
+      );
+    }
+    return this._client;
+  }
+
+  async close(): Promise<void> {
+    await this._client?.kill();
+    this._client = undefined;
+  }
+
+  /** Opens `n` connections and waits until the server has registered every one. */
+  async connect(ctx: CellContext, n: number, sampleEvery = 0): Promise<void> {
+    const timeoutMs = 20_000 + n * 4;
+    const result = await ctx.client.call(
+      "connect",
+      {
+        port: ctx.info.port,
+        path: ctx.info.path,
+        n,
+        preludeFrames: ctx.info.preludeFrames,
+        sampleEvery,
+        concurrency: this._connectConcurrency,
+        timeoutMs,
+      },
+      timeoutMs + 5_000,
+    );
+    if (result.connected !== n) {
+      throw new Error(
+        `${n - result.connected} of ${n} connections failed: ${result.errors.join("; ")}`,
+      );
+    }
+    await ctx.server.call("waitClients", { n, timeoutMs: SHORT_TIMEOUT }, SHORT_TIMEOUT + 5_000);
+  }
+
+  async disconnect(ctx: CellContext): Promise<void> {
+    await ctx.client.call("closeAll", undefined, SHORT_TIMEOUT);
+    await ctx.server.call("waitClients", { n: 0, timeoutMs: SHORT_TIMEOUT }, SHORT_TIMEOUT + 5_000);
+  }
+
+  /**
+   * Has the server publish (`fanout`, `burst` or `rate`) `events` events and waits until every
+   * client got every one of them. Throws, with the counts, on any loss or duplicate.
+   */
+  async deliver(
+    ctx: CellContext,
+    clients: number,
+    publish: Publish,
+    options: { latency?: boolean } = {},
+  ): Promise<Delivery> {
+    const events = publish.cmd === "burst" ? publish.size : publish.events;
+    const deliveries = clients * events;
+    // Generous: the stall detector catches a stuck variant long before this.
+    const timeoutMs =
+      60_000 + deliveries / 5 + (publish.cmd === "rate" ? (events / publish.hz) * 1000 : 0);
+    await ctx.client.call(
+      "reset",
+      { target: events, latency: options.latency ?? false },
+      SHORT_TIMEOUT,
+    );
+    const sent = publishCall(ctx.server, publish, timeoutMs);
+    const wait = ctx.client.call(
+      "wait",
+      { timeoutMs, stallMs: STALL_MS, graceMs: GRACE_MS },
+      timeoutMs + 10_000,
+    );
+    const [published, report] = await Promise.all([sent, wait]);
+    const serverCpuMs = await ctx.server.call("cpu", undefined, SHORT_TIMEOUT);
+    checkDelivery(report, clients, events);
+    const elapsedMs = report.doneAt - published.startedAt;
+    return { published, report, serverCpuMs, deliveries, elapsedMs };
+  }
+}
+
+export type Publish =
+  | { cmd: "fanout"; events: number }
+  | { cmd: "burst"; size: number }
+  | { cmd: "rate"; events: number; hz: number };
+
+export interface Delivery {
+  published: PublishResult;
+  report: DeliveryReport;
+  serverCpuMs: number;
+  deliveries: number;
+  /** From the first publish (server clock) to the last client receiving the last event. */
+  elapsedMs: number;
+}
+
+function publishCall(server: Server, publish: Publish, timeoutMs: number): Promise<PublishResult> {
+  switch (publish.cmd) {
+    case "fanout":
+      return server.call("fanout", { events: publish.events }, timeoutMs);
+    case "burst":
+      return server.call("burst", { size: publish.size }, timeoutMs);
+    case "rate":
+      return server.call("rate", { events: publish.events, hz: publish.hz }, timeoutMs);
+  }
+}
+
+/** Loss is reported, never ignored: every client must get every event, once and in order. */
+function checkDelivery(report: DeliveryReport, clients: number, events: number): void {
+  const expected = clients * events;
+  const ok =
+    report.done &&
+    report.clients === clients &&
+    report.received === expected &&
+    report.over === 0 &&
+    report.closed === 0 &&
+    report.seqErrors === 0;
+  if (ok) return;
+  throw new Error(
+    `delivery check failed: ${report.received.toLocaleString("en-US")} of ` +
+      `${expected.toLocaleString("en-US")} events delivered to ${report.clients} clients ` +
+      `(${report.short} short, ${report.over} got extra, ${report.closed} closed, ` +
+      `${report.seqErrors} out of sequence)` +
+      (report.reason === undefined ? "" : `: ${report.reason}`),
+  );
+}

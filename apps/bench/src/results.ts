@@ -1,0 +1,44 @@
+/** What a benchmark run produced: written as JSON next to the tables, read by the report. */
+import type { Config } from "./config";
+import type { VariantName } from "./protocol";
+import type { Column } from "./scenarios/types";
+
+export interface Machine {
+  cpu: string;
+  cores: number;
+  memoryGiB: number;
+  node: string;
+  os: string;
+  date: string;
+  /** `ulimit -n` the processes ran with (Node raises its soft limit to the hard one). */
+  openFiles: string;
+  /** 1-minute load average before and after: others using the machine show up here. */
+  loadBefore: number;
+  loadAfter: number;
+}
+
+export interface ScenarioMeta {
+  key: string;
+  title: string;
+  description: string;
+  columns: Column[];
+}
+
+export interface CellResult {
+  scenario: string;
+  variant: VariantName;
+  run: number;
+  metrics: Record<string, number> | undefined;
+  error: string | undefined;
+  seconds: number;
+}
+
+export interface Results {
+  mode: Config["mode"];
+  config: Config;
+  variants: VariantName[];
+  scenarios: ScenarioMeta[];
+  machine: Machine;
+  cells: CellResult[];
+  seconds: number;
+}

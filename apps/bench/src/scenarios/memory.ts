@@ -1,0 +1,36 @@
+import type { Config } from "../config";
+import type { Scenario } from "./types";
+
+const n = (value: number): string => value.toLocaleString("en-US");
+
+/** Memory per idle client: what holding a connection open costs the server. */
+export function memory(size: Config["memory"]): Scenario {
+  return {
+    key: "memory",
+    title: `Memory: ${n(size.clients)} idle clients`,
+    description:
+      `In a fresh server process (run with --expose-gc): ${size.warmup} clients connect and ` +
+      `leave (so lazily loaded code is loaded), full GC, baseline; then ${n(size.clients)} clients ` +
+      `connect and stay idle (no events), full GC, measure. Per client: (measured − baseline) ÷ ` +
+      `clients, for the V8 heap (heapUsed) and the process RSS. Kernel socket buffers are not in ` +
+      `either.`,
+    columns: [
+      { key: "heapPerClient", label: "heap bytes/client", digits: 0, compare: "ratio" },
+      { key: "rssPerClient", label: "RSS bytes/client", digits: 0, compare: "ratio" },
+    ],
+    async measure(harness, ctx) {
+      await harness.connect(ctx, size.warmup);
+      await harness.disconnect(ctx);
+      const base = await ctx.server.call("memory", undefined, 60_000);
+      await harness.connect(ctx, size.clients);
+      const full = await ctx.server.call("memory", undefined, 60_000);
+      if (full.clients !== size.clients) {
+        throw new Error(`${full.clients} of ${size.clients} clients registered at measurement`);
+      }
+      return {
+        heapPerClient: (full.heapUsed - base.heapUsed) / size.clients,
+        rssPerClient: (full.rss - base.rss) / size.clients,
+      };
+    },
+  };
+}
