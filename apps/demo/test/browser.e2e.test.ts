@@ -1,3 +1,4 @@
+/// <reference lib="dom" />
 /**
  * The demo page in a real browser: Debian's Chromium driven by playwright-core, through Debian's
  * nginx running the repository's own configuration (HTTPS + HTTP/2 and plain HTTP/1.1).
