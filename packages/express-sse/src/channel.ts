@@ -119,6 +119,9 @@ export class Channel<Events extends EventMap = EventMap> extends EventEmitter<{
   private readonly _maxLifetime: number;
   private readonly _lifetimeRetry: number;
   private readonly _subs = new Set<Subscriber>();
+  /** Events of the current tick, written together by `_flush()`. */
+  private _batch: AdapterEvent[] = [];
+  private readonly _flushTask = (): void => this._flush();
   /** Frames by event: built once per event, reused by the fan-out and by every replay. */
   private readonly _frames = new WeakMap<AdapterEvent, Frame>();
   private readonly _stats: ChannelStats = {
@@ -312,7 +315,7 @@ export class Channel<Events extends EventMap = EventMap> extends EventEmitter<{
         event: "reset",
         id: result.newestId ?? "",
       });
-      if (!stream._writeEvent(frame.bytes, Date.now()) && !(await stream.drain())) return;
+      if (!stream._writeEvent(frame, Date.now()) && !(await stream.drain())) return;
     }
     // Events published while the replay was written: deliver those not already replayed. More can
     // arrive while we wait for the client to drain, so loop until the queue is empty.
@@ -336,33 +339,60 @@ export class Channel<Events extends EventMap = EventMap> extends EventEmitter<{
     sub.stream.close();
   }
 
-  /** The fan-out: one frame per event, written to every live subscriber. */
+  /**
+   * The fan-out. Events are queued and written once the current synchronous run ends: one frame for the
+   * whole batch, built once and written to every live subscriber in one write each, so a burst of
+   * N publishes costs each client one write instead of N.
+   */
   private _deliver(event: AdapterEvent): void {
     this._stats.events++;
     if (this._subs.size === 0) return;
-    const bytes = this._frameOf(event).bytes;
+    this._batch.push(event);
+    // A microtask, not nextTick: it runs before the continuation of `await publish()`, so an
+    // awaited publish has reached every local subscriber's socket.
+    if (this._batch.length === 1) queueMicrotask(this._flushTask);
+  }
+
+  /** @internal Writes the batch of this tick. */
+  _flush(): void {
+    const events = this._batch;
+    if (events.length === 0) return;
+    this._batch = [];
+    let shared: Frame | undefined;
     const now = Date.now();
     for (const sub of this._subs) {
       if (sub.pending !== undefined) {
-        sub.pending.push(event);
+        for (const event of events) sub.pending.push(event);
         continue;
       }
-      if (sub.after !== undefined) {
-        if (this._adapter.compare(event.id, sub.after) <= 0) continue;
-        sub.after = undefined;
+      if (sub.after === undefined && sub.filter === undefined) {
+        shared ??= Frame.concat(events.map((e) => this._frameOf(e)));
+        this._count(sub, shared, now, events.length);
+        continue;
       }
-      if (sub.filter !== undefined && !this._passes(sub, event)) continue;
-      if (sub.stream._writeEvent(bytes, now) || !sub.stream.closed)
-        this._stats.bytes += bytes.byteLength;
+      // Per-subscriber path: resume boundary and filter decide event by event.
+      const frames: Frame[] = [];
+      for (const event of events) {
+        if (sub.after !== undefined) {
+          if (this._adapter.compare(event.id, sub.after) <= 0) continue;
+          sub.after = undefined;
+        }
+        if (sub.filter !== undefined && !this._passes(sub, event)) continue;
+        frames.push(this._frameOf(event));
+      }
+      if (frames.length > 0) this._count(sub, Frame.concat(frames), now, frames.length);
     }
+  }
+
+  private _count(sub: Subscriber, frame: Frame, now: number, events: number): boolean {
+    const ok = sub.stream._writeEvent(frame, now, events);
+    if (ok || !sub.stream.closed) this._stats.bytes += frame.byteLength;
+    return ok;
   }
 
   /** Writes one event to one subscriber (replay path); `false` when the client is behind. */
   private _write(sub: Subscriber, event: AdapterEvent, now: number): boolean {
-    const bytes = this._frameOf(event).bytes;
-    const ok = sub.stream._writeEvent(bytes, now);
-    if (ok || !sub.stream.closed) this._stats.bytes += bytes.byteLength;
-    return ok;
+    return this._count(sub, this._frameOf(event), now, 1);
   }
 
   private _frameOf(event: AdapterEvent): Frame {

@@ -161,6 +161,7 @@ export class Frame {
   /** The frame as text. */
   readonly text: string;
   private _bytes: Buffer | undefined = undefined;
+  private _chunk: Buffer | undefined = undefined;
 
   private constructor(text: string) {
     this.text = text;
@@ -177,6 +178,15 @@ export class Frame {
     return this.bytes.byteLength;
   }
 
+  /**
+   * @internal The frame as one HTTP/1.1 chunk (`<size in hex>\r\n<bytes>\r\n`), built once and
+   * written as is to the sockets of plain chunked responses (see SseStream's direct path).
+   */
+  get chunk(): Buffer {
+    if (this._chunk === undefined) this._chunk = chunkOf(this.bytes);
+    return this._chunk;
+  }
+
   /** An event frame; `data` must already be a string. Same rules as {@link frameEvent}. */
   static event(data: string, fields?: EventFields): Frame {
     return new Frame(frameEvent(data, fields));
@@ -191,4 +201,22 @@ export class Frame {
   static retry(ms: number): Frame {
     return new Frame(frameRetry(ms));
   }
+
+  /**
+   * @internal Several frames as one (their texts concatenated), so that a burst of events is
+   * written to each client in one write.
+   */
+  static concat(frames: readonly Frame[]): Frame {
+    if (frames.length === 1) return frames[0] as Frame;
+    const joined = new Frame(frames.map((f) => f.text).join(""));
+    joined._bytes = Buffer.concat(frames.map((f) => f.bytes));
+    return joined;
+  }
+}
+
+const CRLF = Buffer.from("\r\n", "latin1");
+
+/** `bytes` framed as one HTTP/1.1 chunk (RFC 9112 section 7.1). */
+export function chunkOf(bytes: Buffer): Buffer {
+  return Buffer.concat([Buffer.from(bytes.byteLength.toString(16), "latin1"), CRLF, bytes, CRLF]);
 }

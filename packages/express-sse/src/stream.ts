@@ -1,4 +1,5 @@
-import type { IncomingMessage, ServerResponse } from "node:http";
+import { ServerResponse, type IncomingMessage } from "node:http";
+import type { Socket } from "node:net";
 import {
   HEARTBEAT_COMMENT,
   SSE_CACHE_CONTROL,
@@ -83,11 +84,14 @@ const CONNECTING = 0; // created (res.sse touched), headers not sent yet
 const OPEN = 1; // headers sent, writing events
 const CLOSED = 2; // done; every write is a no-op that returns false
 
-const kStream = Symbol("sluice.stream");
+/** The response's stream, set by the SseStream constructor; read by the `res.sse` getter. */
+export const kStream = Symbol("sluice.stream");
 type TaggedResponse = ServerResponse & { [kStream]?: SseStream | undefined; flush?: () => void };
 
-const HEARTBEAT_BYTES = Buffer.from(frameComment(HEARTBEAT_COMMENT));
+const HEARTBEAT_FRAME = Frame.comment(HEARTBEAT_COMMENT);
 const OPEN_FRAME = ":\n\n";
+/** Node's own write: a response whose `write` is anything else (compression) is wrapped. */
+const NODE_WRITE = ServerResponse.prototype.write;
 
 /**
  * Every open stream in the process, whatever `sse()` instance made it, for `shutdown(server)`.
@@ -118,6 +122,12 @@ export class SseStream {
   private _controller: AbortController | undefined = undefined;
   private _callbacks: CloseCallback[] | undefined = undefined;
   private _drainWaiters: Array<(drained: boolean) => void> | undefined = undefined;
+  /**
+   * The socket, when frames can be handed to it directly: a plain HTTP/1.1 chunked response whose
+   * `write` nobody wrapped and that has nothing pending. See `_start()`.
+   */
+  private _socket: Socket | undefined = undefined;
+  private _drainListener: (() => void) | undefined = undefined;
 
   /** @internal Use the `sse()` middleware; `res.sse` is the stream. */
   constructor(req: IncomingMessage, res: ServerResponse, ctx: StreamContext) {
@@ -229,7 +239,7 @@ export class SseStream {
     }
     if (this._state !== OPEN && !this._ready()) return false;
     this._ctx.stats.events++;
-    return this._write(frame.bytes, Date.now());
+    return this._write(frame, Date.now());
   }
 
   /** Runs the serializer on `data` and checks that it returned a string. */
@@ -257,11 +267,14 @@ export class SseStream {
    */
   drain(): Promise<boolean> {
     if (this._state === CLOSED) return Promise.resolve(false);
-    if (!this._res.writableNeedDrain) return Promise.resolve(true);
+    const target = this._socket ?? this._res;
+    if (!target.writableNeedDrain) return Promise.resolve(true);
     return new Promise<boolean>((resolve) => {
       if (this._drainWaiters === undefined) {
         this._drainWaiters = [];
-        this._res.on("drain", resOnDrain);
+        // A closure only for streams that wait: most never do.
+        this._drainListener ??= () => this._onDrain();
+        target.on("drain", this._drainListener);
       }
       this._drainWaiters.push(resolve);
     });
@@ -322,45 +335,74 @@ export class SseStream {
   ping(): void {
     if (this._state !== OPEN) return;
     this._ctx.stats.heartbeats++;
-    this._write(HEARTBEAT_BYTES, Date.now());
+    this._write(HEARTBEAT_FRAME, Date.now());
   }
 
-  /** @internal An already-framed event (channel fan-out and replay). */
-  _writeEvent(bytes: Buffer, now: number): boolean {
+  /** @internal Already-framed events (channel fan-out and replay); `count` events in `frame`. */
+  _writeEvent(frame: Frame, now: number, count = 1): boolean {
     if (this._state !== OPEN && !this._ready()) return false;
-    this._ctx.stats.events++;
-    return this._write(bytes, now);
+    this._ctx.stats.events += count;
+    return this._write(frame, now);
   }
 
   /**
    * @internal Writes already-framed bytes; the one write path. `now` is passed in so that a
    * broadcast reads the clock once, not once per client.
    */
-  _write(chunk: string | Buffer, now: number): boolean {
+  _write(frame: string | Frame, now: number): boolean {
     if (this._state !== OPEN) {
       if (this._state === CLOSED) return false;
       this._start();
       if (this._state !== OPEN) return false;
     }
-    const res = this._res;
-    if (res.writableEnded || res.destroyed) {
-      // Something ended the response behind our back (res.end() by the user, a socket error not
-      // yet reported). Writing now would emit 'error' on the response; treat it as a close.
-      this._finalize(res.destroyed ? "client-disconnected" : "closed");
-      return false;
+    const socket = this._socket;
+    if (socket !== undefined) {
+      // The direct path: one write of a ready-made chunk, instead of res.write()'s four writes,
+      // cork and nextTick per call. For a Frame the chunk is built once and shared by every
+      // client of a broadcast.
+      if (socket.destroyed || this._res.writableEnded) return this._lost();
+      let ok: boolean;
+      if (typeof frame === "string") {
+        const size = Buffer.byteLength(frame);
+        ok = socket.write(`${size.toString(16)}\r\n${frame}\r\n`);
+        this._ctx.stats.bytes += size;
+      } else {
+        ok = socket.write(frame.chunk);
+        this._ctx.stats.bytes += frame.byteLength;
+      }
+      this.lastWriteAt = now;
+      if (!ok && socket.writableLength > this._ctx.options.maxBufferedBytes)
+        return this._overflow();
+      return ok;
     }
-    const ok = res.write(chunk);
+    const res = this._res;
+    if (res.writableEnded || res.destroyed) return this._lost();
+    const ok = res.write(typeof frame === "string" ? frame : frame.bytes);
     if (res.flush !== undefined) res.flush(); // compression middleware: push this event out now
     this.lastWriteAt = now;
     this._ctx.stats.bytes +=
-      typeof chunk === "string" ? Buffer.byteLength(chunk) : chunk.byteLength;
-    if (!ok && res.writableLength > this._ctx.options.maxBufferedBytes) {
-      this._ctx.stats.slowClientsDropped++;
-      this._finalize("max-buffered-bytes");
-      res.destroy();
-      return false;
-    }
+      typeof frame === "string" ? Buffer.byteLength(frame) : frame.byteLength;
+    if (!ok && res.writableLength > this._ctx.options.maxBufferedBytes) return this._overflow();
     return ok;
+  }
+
+  /**
+   * Something ended the response behind our back (res.end() by the user, a socket error not yet
+   * reported). Writing now would emit 'error' on the response; treat it as a close.
+   */
+  private _lost(): false {
+    const res = this._res;
+    this._finalize(
+      res.destroyed || this._socket?.destroyed === true ? "client-disconnected" : "closed",
+    );
+    return false;
+  }
+
+  private _overflow(): false {
+    this._ctx.stats.slowClientsDropped++;
+    this._finalize("max-buffered-bytes");
+    this._res.destroy();
+    return false;
   }
 
   /** Starts a CONNECTING stream; `true` if it is open afterwards. */
@@ -426,8 +468,19 @@ export class SseStream {
     // the first event. The stream therefore starts with a first frame: the retry field if one is
     // configured, else an empty comment (3 bytes, ignored by every client).
     const first = options.retry !== undefined ? frameRetry(options.retry) : OPEN_FRAME;
-    res.write(first);
-    this._ctx.stats.bytes += first.length; // ASCII
+    res.flushHeaders();
+    const socket = res.socket as (Socket & { _httpMessage?: unknown }) | null;
+    if (
+      socket !== null &&
+      socket._httpMessage === res &&
+      res.chunkedEncoding &&
+      res.write === NODE_WRITE &&
+      res.headersSent &&
+      res.writableLength === socket.writableLength // nothing queued in the response itself
+    ) {
+      this._socket = socket;
+    }
+    this._write(first, now);
     if (res.flush !== undefined) res.flush();
   }
 
@@ -438,14 +491,15 @@ export class SseStream {
     const res = this._res;
     res.removeListener("close", resOnClose);
     res.removeListener("error", resOnError);
-    res[kStream] = undefined;
     this._ctx.heartbeat.delete(this);
     openStreams.delete(this);
 
     const reason = new StreamClosedError(type);
     this._reason = reason;
     if (this._drainWaiters !== undefined) {
-      res.removeListener("drain", resOnDrain);
+      if (this._drainListener !== undefined) {
+        (this._socket ?? res).removeListener("drain", this._drainListener);
+      }
       const waiters = this._drainWaiters;
       this._drainWaiters = undefined;
       for (const resolve of waiters) resolve(false);
@@ -466,12 +520,14 @@ export class SseStream {
     }
   }
 
-  /** @internal */
-  _onDrain(): void {
+  /** Resolves the drain() waiters. */
+  private _onDrain(): void {
     const waiters = this._drainWaiters;
     if (waiters === undefined) return;
     this._drainWaiters = undefined;
-    this._res.removeListener("drain", resOnDrain);
+    if (this._drainListener !== undefined) {
+      (this._socket ?? this._res).removeListener("drain", this._drainListener);
+    }
     for (const resolve of waiters) resolve(true);
   }
 }
@@ -486,11 +542,6 @@ function resOnError(this: TaggedResponse): void {
   // here keeps one dead client from becoming an uncaught exception.
   const stream = this[kStream];
   if (stream !== undefined) stream._finalize("client-disconnected");
-}
-
-function resOnDrain(this: TaggedResponse): void {
-  const stream = this[kStream];
-  if (stream !== undefined) stream._onDrain();
 }
 
 function rethrow(err: unknown): never {

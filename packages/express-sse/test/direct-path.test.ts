@@ -1,0 +1,123 @@
+import compression from "compression";
+import express from "express";
+import type { Socket } from "node:net";
+import { Channel, sse, type SseStream } from "../src";
+import { collectEvents } from "../src/testing";
+import { closeAllServers, deferred, listen, rawRequest, waitFor } from "./helpers/server";
+
+afterEach(closeAllServers);
+
+// Plain HTTP/1.1 chunked responses get their frames handed to the socket as ready-made chunks;
+// everything else (compression, anything that wraps res.write) goes through res.write(). These
+// tests pin which path is taken and that both put the same bytes on the wire.
+
+const socketOf = (s: SseStream) => (s as unknown as { _socket: Socket | undefined })._socket;
+
+function app(options: { compress?: boolean } = {}) {
+  const a = express();
+  if (options.compress) a.use(compression());
+  a.use(sse({ heartbeat: 0 }));
+  return a;
+}
+
+describe("the direct socket path", () => {
+  const script = (res: express.Response) => {
+    res.sse.send("a");
+    res.sse.send({ b: 2 }, { event: "e", id: "1" });
+    res.sse.comment("c");
+    res.sse.retry(5);
+    res.sse.send("multi\nline ünïcödé 🎉");
+    res.sse.close();
+  };
+
+  test("is taken for plain HTTP/1.1 and not under compression, with byte-identical output", async () => {
+    const paths: Array<boolean> = [];
+    const plain = app();
+    plain.get("/s", (_req, res) => {
+      res.sse.start();
+      paths.push(socketOf(res.sse) !== undefined);
+      script(res);
+    });
+    const wrapped = app({ compress: true });
+    wrapped.get("/s", (_req, res) => {
+      res.sse.start();
+      paths.push(socketOf(res.sse) !== undefined);
+      script(res);
+    });
+    const direct = await collectEvents(plain, { path: "/s" });
+    const viaWrite = await collectEvents(wrapped, {
+      path: "/s",
+      headers: { "Accept-Encoding": "gzip" },
+    });
+    expect(paths).toEqual([true, false]);
+    expect(direct.raw).toBe(viaWrite.raw);
+    expect(direct.raw).toBe(
+      ':\n\ndata: a\n\nevent: e\nid: 1\ndata: {"b":2}\n\n: c\n\nretry: 5\n\ndata: multi\ndata: line ünïcödé 🎉\n\n',
+    );
+    expect(direct.ended && viaWrite.ended).toBe(true);
+  });
+
+  test("keeps the order of writes made with res.write() in between", async () => {
+    const a = app();
+    a.get("/s", (_req, res) => {
+      res.sse.send("1");
+      res.write("data: 2\n\n");
+      res.sse.send("3");
+      setImmediate(() => {
+        res.write("data: 4\n\n");
+        res.sse.send("5");
+        res.sse.close();
+      });
+    });
+    const { events } = await collectEvents(a, { path: "/s" });
+    expect(events.map((e) => e.data)).toEqual(["1", "2", "3", "4", "5"]);
+  });
+
+  test("a burst published in one tick reaches each client in one write", async () => {
+    const channel = new Channel("burst");
+    const a = app();
+    const sockets: Socket[] = [];
+    a.get("/c", (_req, res) => {
+      void channel.subscribe(res);
+      sockets.push(socketOf(res.sse)!);
+    });
+    const { url } = await listen(a);
+    const collectors = [1, 2, 3].map(() => collectEvents(url, { path: "/c", count: 100 }));
+    await waitFor(() => channel.size === 3, { what: "three subscribers" });
+    const spies = sockets.map((s) => jest.spyOn(s, "write"));
+    const ids: Array<Promise<string>> = [];
+    for (let i = 0; i < 100; i++) ids.push(channel.publish(String(i)));
+    await Promise.all(ids);
+    for (const spy of spies) {
+      expect(spy).toHaveBeenCalledTimes(1);
+      spy.mockRestore();
+    }
+    for (const { events } of await Promise.all(collectors)) {
+      expect(events.map((e) => e.data)).toEqual(Array.from({ length: 100 }, (_, i) => String(i)));
+    }
+  });
+});
+
+describe("drain() on the res.write() path", () => {
+  test("resolves true once a client behind compression() catches up", async () => {
+    const stream = deferred<SseStream>();
+    const a = express();
+    a.use(compression());
+    a.use(sse({ maxBufferedBytes: 64 * 1024 * 1024 }));
+    a.get("/s", (_req, res) => stream.resolve(res.sse.start()));
+    const { port } = await listen(a);
+    const socket = await rawRequest(port, "/s", {
+      paused: true,
+      headers: { "Accept-Encoding": "gzip" },
+    });
+    const s = await stream.promise;
+    expect(socketOf(s)).toBeUndefined();
+    let ok = true;
+    for (let i = 0; i < 1000 && ok; i++) ok = s.send("q".repeat(64 * 1024));
+    expect(ok).toBe(false);
+    const drained = s.drain();
+    socket.resume();
+    expect(await drained).toBe(true);
+    socket.destroy();
+  });
+});
