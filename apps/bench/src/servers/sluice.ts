@@ -19,9 +19,10 @@ export async function start(port: number): Promise<ServerVariant> {
   return {
     port: await listen(server, port),
     path: PATH,
-    preludeFrames: 0,
+    preludeFrames: 1, // the opening ":" comment every stream starts with
     broadcast(payload: Payload) {
-      // The in-memory adapter delivers synchronously; the promise only carries the id.
+      // Delivery is synchronous up to the end of this run (one batched write per client, in a
+      // microtask); the promise only carries the id.
       channel.publish(payload).catch((err: unknown) => {
         console.error("sluice: publish failed:", err);
       });
