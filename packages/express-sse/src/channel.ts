@@ -10,7 +10,7 @@ import {
 import { Frame, describe, validateEventName, validateRetry } from "./frame";
 import { resolveHistoryOptions, type HistoryOptions } from "./history";
 import type { Serializer } from "./options";
-import { SseStream, type StreamClosedError } from "./stream";
+import { SseStream, type StreamClosedError, type StreamOwner } from "./stream";
 
 /** Event name -> payload type. `Record<string, unknown>` (the default) allows anything. */
 export type EventMap = Record<string, unknown>;
@@ -84,16 +84,21 @@ type PublishArgs<Events extends EventMap, E extends keyof Events & string> = E e
 const MAX_LAST_EVENT_ID = 256;
 const DEFAULT_LIFETIME_RETRY = 1000;
 
-class Subscriber {
+class Subscriber implements StreamOwner {
   /** Events that arrived while history was being replayed; `undefined` once live. */
   pending: AdapterEvent[] | undefined = undefined;
   /** Skip live events at or before this id (the end of the replay or the reset). */
   after: string | undefined = undefined;
   deadline = Infinity;
   constructor(
+    readonly channel: Channel<never>,
     readonly stream: SseStream,
     readonly filter: ((event: ChannelEvent) => boolean) | undefined,
   ) {}
+
+  _streamClosed(reason: StreamClosedError): void {
+    this.channel._leave(this, reason);
+  }
 }
 
 /**
@@ -240,9 +245,12 @@ export class Channel<Events extends EventMap = EventMap> extends EventEmitter<{
     stream.start();
     if (stream.closed) return Promise.resolve(); // HEAD, or 503 past maxConnections
 
-    const sub = new Subscriber(stream, filter);
+    const sub = new Subscriber(this as unknown as Channel<never>, stream, filter);
     this._subs.add(sub);
-    stream.onClose((reason) => this._leave(sub, reason));
+    // The stream's owner slot costs no closure; a stream on several channels uses onClose for
+    // the others.
+    if (stream._owner === undefined) stream._owner = sub;
+    else stream.onClose((reason) => this._leave(sub, reason));
     if (this._maxLifetime !== Infinity) {
       sub.deadline = Date.now() + this._maxLifetime * (0.8 + Math.random() * 0.2);
       this._startSweep();
@@ -418,7 +426,8 @@ export class Channel<Events extends EventMap = EventMap> extends EventEmitter<{
     }
   }
 
-  private _leave(sub: Subscriber, reason: StreamClosedError): void {
+  /** @internal */
+  _leave(sub: Subscriber, reason: StreamClosedError): void {
     if (!this._subs.delete(sub)) return;
     sub.pending = undefined;
     if (reason.type === "max-buffered-bytes") this._stats.slowClientsDropped++;

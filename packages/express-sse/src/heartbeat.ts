@@ -21,6 +21,12 @@ export interface Pingable {
  * whole interval, so real traffic is never padded with pings and no stream stays silent for more
  * than 1.25 x `interval`.
  */
+/**
+ * Every Heartbeat that has at least one stream, for `shutdown(server)`: it walks their sets
+ * instead of a second, process-wide set of streams (one Set entry per stream saved).
+ */
+export const activeHeartbeats = new Set<Heartbeat<Pingable>>();
+
 export class Heartbeat<T extends Pingable = Pingable> {
   readonly interval: number;
   readonly streams = new Set<T>();
@@ -41,6 +47,7 @@ export class Heartbeat<T extends Pingable = Pingable> {
   }
 
   add(stream: T): void {
+    if (this.streams.size === 0) activeHeartbeats.add(this as unknown as Heartbeat<Pingable>);
     this.streams.add(stream);
     if (this._timer === undefined && this.interval > 0) {
       this._timer = setInterval(
@@ -54,7 +61,9 @@ export class Heartbeat<T extends Pingable = Pingable> {
 
   delete(stream: T): void {
     if (!this.streams.delete(stream)) return;
-    if (this.streams.size === 0 && this._timer !== undefined) {
+    if (this.streams.size !== 0) return;
+    activeHeartbeats.delete(this as unknown as Heartbeat<Pingable>);
+    if (this._timer !== undefined) {
       clearInterval(this._timer);
       this._timer = undefined;
     }

@@ -27,11 +27,7 @@ export type SseMiddleware = ((
   stats(): StreamStats;
 };
 
-const kContext = Symbol("sluice.context");
-type ContextResponse = ServerResponse & {
-  [kContext]?: StreamContext;
-  [kStream]?: SseStream | undefined;
-};
+type ContextResponse = ServerResponse & { [kStream]?: SseStream | undefined };
 
 /**
  * Express middleware that gives every response a lazy `res.sse` stream.
@@ -55,16 +51,26 @@ export function sse(options?: SseOptions): SseMiddleware {
     stats: { opened: 0, events: 0, bytes: 0, heartbeats: 0, slowClientsDropped: 0, rejected: 0 },
   };
 
+  // The res.sse getter of this instance: one closure per sse() call, not per request, and no
+  // per-request property to find the options (each added property costs heap on every response).
+  function getSse(this: ContextResponse): SseStream {
+    const existing = this[kStream];
+    if (existing !== undefined) return existing;
+    if (this.req === undefined) {
+      throw new Error("res.sse is only available on responses of an HTTP server");
+    }
+    return new SseStream(this.req, this, context);
+  }
+
   function sseMiddleware(
     _req: IncomingMessage,
     res: ServerResponse,
     next: (err?: unknown) => void,
   ): void {
-    const tagged = res as ContextResponse;
     // A stream that already exists keeps its options; otherwise the innermost sse() wins.
-    if (tagged[kStream] === undefined) {
-      tagged[kContext] = context;
-      if (Object.getOwnPropertyDescriptor(res, "sse") === undefined) {
+    if ((res as ContextResponse)[kStream] === undefined) {
+      const own = Object.getOwnPropertyDescriptor(res, "sse");
+      if (own === undefined || own.get !== getSse) {
         Object.defineProperty(res, "sse", { get: getSse, configurable: true, enumerable: false });
       }
     }
@@ -80,20 +86,4 @@ export function sse(options?: SseOptions): SseMiddleware {
       enumerable: true,
     },
   }) as SseMiddleware;
-}
-
-/**
- * The lazy `res.sse` getter: one shared function (no closure per request) that creates the
- * stream on first access. The stream is found again through a symbol property, never by
- * redefining `sse` as a value: reconfiguring a property turns the response into a dictionary-mode
- * object, which measured 1.6 KB more heap per open stream.
- */
-function getSse(this: ContextResponse): SseStream {
-  const existing = this[kStream];
-  if (existing !== undefined) return existing;
-  const context = this[kContext];
-  if (context === undefined || this.req === undefined) {
-    throw new Error("res.sse is only available on responses that passed through sse()");
-  }
-  return new SseStream(this.req, this, context);
 }

@@ -1,5 +1,6 @@
 import type { Server } from "node:http";
-import { closingServers, openStreams } from "./stream";
+import { activeHeartbeats } from "./heartbeat";
+import { SseStream, closingServers } from "./stream";
 
 const MAX_TIMEOUT = 2 ** 31 - 1;
 
@@ -45,7 +46,12 @@ export function shutdown(server: Server, options: ShutdownOptions = {}): Promise
       else resolve();
     });
     closingServers.add(server);
-    for (const stream of [...openStreams]) {
+    // Every open stream of the process is in the set of its sse() instance's heartbeat.
+    const streams: SseStream[] = [];
+    for (const heartbeat of activeHeartbeats) {
+      for (const stream of heartbeat.streams) if (stream instanceof SseStream) streams.push(stream);
+    }
+    for (const stream of streams) {
       const socket = stream.request.socket as { server?: unknown } | null;
       if (socket?.server === server) stream._end("shutdown");
     }

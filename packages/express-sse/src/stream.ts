@@ -79,6 +79,11 @@ export interface StreamContext {
 
 type CloseCallback = (reason: StreamClosedError) => void;
 
+/** @internal Told first when the stream closes (a channel's subscriber: no closure needed). */
+export interface StreamOwner {
+  _streamClosed(reason: StreamClosedError): void;
+}
+
 // States, as in ws: an integer, not a handful of booleans.
 const CONNECTING = 0; // created (res.sse touched), headers not sent yet
 const OPEN = 1; // headers sent, writing events
@@ -92,12 +97,6 @@ const HEARTBEAT_FRAME = Frame.comment(HEARTBEAT_COMMENT);
 const OPEN_FRAME = ":\n\n";
 /** Node's own write: a response whose `write` is anything else (compression) is wrapped. */
 const NODE_WRITE = ServerResponse.prototype.write;
-
-/**
- * Every open stream in the process, whatever `sse()` instance made it, for `shutdown(server)`.
- * A stream is in it from its start to its close path, exactly like its heartbeat slot.
- */
-export const openStreams = new Set<SseStream>();
 
 /** Servers being shut down: a stream that starts on one of them is closed at once. */
 export const closingServers = new WeakSet<object>();
@@ -128,6 +127,8 @@ export class SseStream {
    */
   private _socket: Socket | undefined = undefined;
   private _drainListener: (() => void) | undefined = undefined;
+  /** @internal The first channel subscription of this stream (others use onClose). */
+  _owner: StreamOwner | undefined = undefined;
 
   /** @internal Use the `sse()` middleware; `res.sse` is the stream. */
   constructor(req: IncomingMessage, res: ServerResponse, ctx: StreamContext) {
@@ -163,8 +164,14 @@ export class SseStream {
    * event it received), or `undefined`.
    */
   get lastEventId(): string | undefined {
-    const value = this._req.headers["last-event-id"];
-    return typeof value === "string" ? value : undefined;
+    // From rawHeaders, not req.headers: Node builds the headers object lazily, on first access,
+    // and keeps it for the life of the request (~400 bytes per idle stream otherwise).
+    const raw = this._req.rawHeaders;
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i] as string;
+      if (name.length === 13 && name.toLowerCase() === "last-event-id") return raw[i + 1];
+    }
+    return undefined;
   }
 
   /** Bytes written but not yet handed to the kernel (the response's and its socket's queues). */
@@ -452,7 +459,6 @@ export class SseStream {
     this._state = OPEN;
     this._ctx.stats.opened++;
     heartbeat.add(this);
-    openStreams.add(this);
     const server = (req.socket as { server?: object } | null)?.server;
     if (server !== undefined && closingServers.has(server)) {
       // A handler that was still preparing when shutdown() ran: send it on its way at once, so
@@ -492,7 +498,6 @@ export class SseStream {
     res.removeListener("close", resOnClose);
     res.removeListener("error", resOnError);
     this._ctx.heartbeat.delete(this);
-    openStreams.delete(this);
 
     const reason = new StreamClosedError(type);
     this._reason = reason;
@@ -505,6 +510,15 @@ export class SseStream {
       for (const resolve of waiters) resolve(false);
     }
     if (this._controller !== undefined) this._controller.abort(reason);
+    const owner = this._owner;
+    if (owner !== undefined) {
+      this._owner = undefined;
+      try {
+        owner._streamClosed(reason);
+      } catch (err) {
+        process.nextTick(rethrow, err);
+      }
+    }
     const callbacks = this._callbacks;
     this._callbacks = undefined;
     if (callbacks !== undefined) {

@@ -229,6 +229,27 @@ describe("Channel", () => {
       expect(leaves).toEqual(["client-disconnected", "client-disconnected"]);
     });
 
+    test("one stream can subscribe to several channels; leaving fires on each", async () => {
+      const chat = new Channel("multi-a");
+      const news = new Channel("multi-b");
+      const left: string[] = [];
+      chat.on("leave", () => left.push("chat"));
+      news.on("leave", () => left.push("news"));
+      const app = express();
+      app.use(sse());
+      app.get("/both", (_req, res) => {
+        void chat.subscribe(res);
+        void news.subscribe(res);
+      });
+      const collected = collectEvents(app, { path: "/both", count: 2 });
+      await waitFor(() => chat.size === 1 && news.size === 1, { what: "both subscribed" });
+      await chat.publish("from chat");
+      await news.publish("from news");
+      expect((await collected).events.map((e) => e.data)).toEqual(["from chat", "from news"]);
+      await waitFor(() => chat.size === 0 && news.size === 0, { what: "both left" });
+      expect(left.sort()).toEqual(["chat", "news"]);
+    });
+
     test("counts the bytes of every copy written", async () => {
       const channel = new Channel("bytes");
       const { app } = channelApp(channel);
