@@ -1,0 +1,134 @@
+/**
+ * How a channel event is stored in a Redis stream entry, and how stream ids are read and ordered.
+ * Pure: no I/O.
+ *
+ * An entry has the field `d` (the serialized data) and, for a named event, `e` (the event name):
+ * `XADD sluice:chat * e message d {"text":"hi"}`. A plain `message` event has no `e` field.
+ */
+import type { AdapterEvent, AdapterPublish } from "@sluice/express-sse";
+
+const EVENT_FIELD = "e";
+const DATA_FIELD = "d";
+
+/** The field/value list for `XADD`. */
+export function encodeFields(event: AdapterPublish): string[] {
+  return event.event === undefined
+    ? [DATA_FIELD, event.data]
+    : [EVENT_FIELD, event.event, DATA_FIELD, event.data];
+}
+
+/**
+ * The event stored in an entry, or `undefined` for an entry that is not a channel event (no `d`
+ * field: written to the key by something else). Unknown fields are ignored.
+ */
+export function decodeEntry(id: string, fields: readonly string[]): AdapterEvent | undefined {
+  let event: string | undefined;
+  let data: string | undefined;
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    const name = fields[i];
+    if (name === DATA_FIELD) data = fields[i + 1];
+    else if (name === EVENT_FIELD) event = fields[i + 1];
+  }
+  if (data === undefined) return undefined;
+  // An empty name cannot come from a Channel (it refuses them); treat it as a plain message.
+  return { id, event: event === "" ? undefined : event, data };
+}
+
+/** Bytes a stream id part may have: 2^64 - 1 has 20 digits. */
+const MAX_PART = 18446744073709551615n;
+/** Canonical "ms-seq": decimal, no sign, no leading zeros. Ids Redis issues always look like this. */
+const STREAM_ID = /^(0|[1-9][0-9]{0,19})-(0|[1-9][0-9]{0,19})$/;
+
+/** The smallest stream id: the position before every entry. */
+export const ZERO_ID = "0-0";
+
+/**
+ * Whether `id` is a stream id as Redis issues them ("1700000000000-3"), within 64 bits. Anything
+ * else (`"1700000000000"`, `"01-1"`, `"1-1 "`, a UUID) is not an id this adapter issued.
+ */
+export function isStreamId(id: string): boolean {
+  if (id.length > 41) return false;
+  const match = STREAM_ID.exec(id);
+  if (match === null) return false;
+  // Only 20-digit parts can overflow 64 bits.
+  return (
+    (match[1]!.length < 20 || BigInt(match[1]!) <= MAX_PART) &&
+    (match[2]!.length < 20 || BigInt(match[2]!) <= MAX_PART)
+  );
+}
+
+/**
+ * Orders two canonical stream ids numerically: negative, zero or positive. Canonical decimals
+ * without leading zeros compare as numbers by length first, then character by character, so
+ * this is exact for any 64-bit value without parsing (the hot path: it runs per event for
+ * subscribers that just resumed). A malformed id orders as "0-0".
+ */
+export function compareStreamIds(a: string, b: string): number {
+  if (a === b) return 0;
+  const [aMs, aSeq] = split(a);
+  const [bMs, bSeq] = split(b);
+  return compareDecimal(aMs, bMs) || compareDecimal(aSeq, bSeq);
+}
+
+function split(id: string): [string, string] {
+  if (!isStreamId(id)) return ["0", "0"];
+  const dash = id.indexOf("-");
+  return [id.slice(0, dash), id.slice(dash + 1)];
+}
+
+function compareDecimal(a: string, b: string): number {
+  if (a.length !== b.length) return a.length - b.length;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
+ * Event ids: the stream id, then a tag of the stream's key — `"1732270000000-3-kqxzab"`.
+ *
+ * Stream ids alone are not unique across streams: two streams written in the same millisecond
+ * both issue `"<ms>-0"`, so a channel could not tell an id of another channel from its own. The
+ * tag (6 letters from a 32-bit FNV-1a hash of the key) makes them distinct, and since it depends
+ * only on the key, every process issues and understands the same ids. Letters only, so the id's
+ * last number is still the sequence.
+ */
+export function streamTag(key: string): string {
+  let hash = 0x811c9dc5;
+  for (const byte of Buffer.from(key, "utf8")) {
+    hash ^= byte;
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  let tag = "";
+  for (let i = 0; i < 6; i++) {
+    tag += String.fromCharCode(97 + (hash % 26));
+    hash = Math.floor(hash / 26);
+  }
+  return tag;
+}
+
+/** The event id of stream entry `streamId` in the stream tagged `tag`. */
+export function toEventId(streamId: string, tag: string): string {
+  return `${streamId}-${tag}`;
+}
+
+/**
+ * The stream id inside event id `id` if it carries `tag` (or any tag, when `tag` is omitted), else
+ * `undefined`.
+ */
+export function toStreamId(id: string, tag?: string): string | undefined {
+  const dash = id.lastIndexOf("-");
+  if (dash === -1 || (tag !== undefined ? id.slice(dash + 1) !== tag : dash !== id.length - 7)) {
+    return undefined;
+  }
+  const streamId = id.slice(0, dash);
+  return isStreamId(streamId) ? streamId : undefined;
+}
+
+/** Orders two event ids of one channel by their stream ids. A malformed id orders as "0-0". */
+export function compareEventIds(a: string, b: string): number {
+  if (a === b) return 0;
+  return compareStreamIds(toStreamId(a) ?? ZERO_ID, toStreamId(b) ?? ZERO_ID);
+}
+
+/** The millisecond part of a canonical stream id. */
+export function streamIdMs(id: string): number {
+  return Number(id.slice(0, id.indexOf("-")));
+}

@@ -1,0 +1,13 @@
+import * as api from "../src";
+
+test("the public surface: the adapter, its factory, the publish error and the key helpers", () => {
+  expect(Object.keys(api).sort()).toEqual([
+    "DEFAULT_PREFIX",
+    "RedisAdapter",
+    "RedisPublishError",
+    "createRedisAdapter",
+    "streamKey",
+  ]);
+  expect(api.createRedisAdapter).toHaveLength(1);
+  expect(api.streamKey(api.DEFAULT_PREFIX, "chat")).toBe("sluice:chat");
+});

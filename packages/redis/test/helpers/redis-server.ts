@@ -1,0 +1,223 @@
+/**
+ * A real `redis-server` for the tests: on 127.0.0.1 and a free port, no RDB snapshots
+ * (`--save ""`), optionally append-only persistence (`--appendonly yes`, fsync on every write) in
+ * a temporary directory, so that it can be stopped and started again on the same port and data.
+ *
+ * `ensureRedisServer()` installs Debian's `redis-server` package with apt-get when running as
+ * root, and otherwise fails naming the package: a test never skips silently.
+ */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
+import net, { type AddressInfo } from "node:net";
+import os from "node:os";
+import path from "node:path";
+
+const PROGRAM = "redis-server";
+const DEBIAN_PACKAGE = "redis-server";
+const SEARCH_DIRS = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
+/** Bounded: a stuck apt-get (a held lock, a dead mirror) must fail the run, not hang it. */
+const APT_TIMEOUT_MS = 10 * 60_000;
+const START_TIMEOUT_MS = 10_000;
+
+function findProgram(program: string): string | undefined {
+  const dirs = [...(process.env["PATH"] ?? "").split(path.delimiter), ...SEARCH_DIRS];
+  for (const dir of dirs) {
+    if (dir === "") continue;
+    const candidate = path.join(dir, program);
+    try {
+      fs.accessSync(candidate, fs.constants.X_OK);
+      if (fs.statSync(candidate).isFile()) return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+function run(command: string, args: readonly string[]): void {
+  const result = spawnSync(command, args, {
+    encoding: "utf8",
+    env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
+    stdio: ["ignore", "pipe", "pipe"],
+    timeout: APT_TIMEOUT_MS,
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  if (result.error !== undefined || result.status !== 0) {
+    const output = `${result.stdout ?? ""}${result.stderr ?? ""}`.trim().split("\n").slice(-20);
+    throw new Error(
+      `\`${[command, ...args].join(" ")}\` failed (${result.error?.message ?? `exit code ${String(result.status)}`}):\n${output.join("\n")}`,
+    );
+  }
+}
+
+/** The path of `redis-server`, installing Debian's package first if needed and possible. */
+export function ensureRedisServer(): string {
+  const found = findProgram(PROGRAM);
+  if (found !== undefined) return found;
+  const aptGet = findProgram("apt-get");
+  if (process.getuid?.() !== 0 || aptGet === undefined) {
+    throw new Error(
+      `The Redis adapter tests need ${PROGRAM} (Debian package: ${DEBIAN_PACKAGE}). ` +
+        `${aptGet === undefined ? "There is no apt-get here" : "Not running as root"}, so the ` +
+        `tests cannot install it; install it with: ` +
+        `sudo apt-get install -y --no-install-recommends ${DEBIAN_PACKAGE}`,
+    );
+  }
+  process.stderr.write(`${PROGRAM} is missing: installing ${DEBIAN_PACKAGE} with apt-get\n`);
+  const lockWait = ["-o", "DPkg::Lock::Timeout=300"];
+  run(aptGet, [...lockWait, "update"]);
+  run(aptGet, [...lockWait, "install", "-y", "--no-install-recommends", DEBIAN_PACKAGE]);
+  const installed = findProgram(PROGRAM);
+  if (installed === undefined) {
+    throw new Error(`apt-get installed ${DEBIAN_PACKAGE}, but ${PROGRAM} is still missing`);
+  }
+  return installed;
+}
+
+/** A free TCP port on 127.0.0.1 (free when asked: the server binds it right after). */
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", resolve);
+  });
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+export interface RedisServerOptions {
+  /** Append-only persistence (fsync on every write) in a temporary directory. */
+  appendOnly?: boolean;
+}
+
+export interface RedisServer {
+  readonly port: number;
+  readonly url: string;
+  /** The data directory (append-only file), when `appendOnly` was asked. */
+  readonly dir: string | undefined;
+  /** Whether the server process is running. */
+  readonly running: boolean;
+  /** Stops the server: `SIGTERM` (Redis shuts down cleanly) or `SIGKILL` (a crash). */
+  stop(signal?: "SIGTERM" | "SIGKILL"): Promise<void>;
+  /** Starts it again on the same port and directory. */
+  start(): Promise<void>;
+  /** Freezes (`SIGSTOP`) or thaws (`SIGCONT`) the process: connections stay open, nothing answers. */
+  signal(signal: "SIGSTOP" | "SIGCONT"): void;
+  /** Stops it and removes its directory. */
+  dispose(): Promise<void>;
+}
+
+/** Starts `redis-server` on a free loopback port. */
+export async function startRedisServer(options: RedisServerOptions = {}): Promise<RedisServer> {
+  const program = ensureRedisServer();
+  const dir = options.appendOnly
+    ? fs.mkdtempSync(
+        path.join(fs.existsSync("/dev/shm") ? "/dev/shm" : os.tmpdir(), "sluice-redis-"),
+      )
+    : undefined;
+  let port = 0;
+  let child: ChildProcess | undefined;
+
+  const args = (): string[] => [
+    "--port",
+    String(port),
+    "--bind",
+    "127.0.0.1",
+    "--save",
+    "",
+    "--appendonly",
+    dir === undefined ? "no" : "yes",
+    ...(dir === undefined ? [] : ["--dir", dir, "--appendfsync", "always"]),
+    "--daemonize",
+    "no",
+    "--loglevel",
+    "warning",
+  ];
+
+  const launch = async (): Promise<void> => {
+    const proc = spawn(program, args(), { stdio: ["ignore", "pipe", "pipe"] });
+    child = proc;
+    let output = "";
+    proc.stdout!.setEncoding("utf8").on("data", (chunk: string) => (output += chunk));
+    proc.stderr!.setEncoding("utf8").on("data", (chunk: string) => (output += chunk));
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    for (;;) {
+      if (proc.exitCode !== null || proc.signalCode !== null) {
+        throw new Error(`redis-server exited at start (${args().join(" ")}):\n${output}`);
+      }
+      if (await answersPing(port)) return;
+      if (Date.now() > deadline) {
+        proc.kill("SIGKILL");
+        throw new Error(
+          `redis-server did not answer PING within ${START_TIMEOUT_MS} ms:\n${output}`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+
+  const stop = async (signal: "SIGTERM" | "SIGKILL" = "SIGTERM"): Promise<void> => {
+    const proc = child;
+    child = undefined;
+    if (proc === undefined || proc.exitCode !== null || proc.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()));
+    proc.kill("SIGCONT"); // in case it is frozen
+    proc.kill(signal);
+    await exited;
+  };
+
+  // The port is free when asked; another process could take it first, so retry a few times.
+  for (let attempt = 0; ; attempt++) {
+    port = await freePort();
+    try {
+      await launch();
+      break;
+    } catch (err) {
+      await stop("SIGKILL");
+      if (attempt >= 2) throw err;
+    }
+  }
+
+  // If the test process dies without dispose(), take the server with it.
+  const killOnExit = () => child?.kill("SIGKILL");
+  process.once("exit", killOnExit);
+
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    dir,
+    get running() {
+      return child !== undefined && child.exitCode === null && child.signalCode === null;
+    },
+    stop,
+    start: launch,
+    signal: (signal) => {
+      child?.kill(signal);
+    },
+    dispose: async () => {
+      process.off("exit", killOnExit);
+      await stop("SIGKILL");
+      if (dir !== undefined) fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Sends one inline `PING` and resolves whether `+PONG` came back. */
+function answersPing(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, "127.0.0.1");
+    let reply = "";
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(1000, () => done(false));
+    socket.on("error", () => done(false));
+    socket.on("connect", () => socket.write("PING\r\n"));
+    socket.on("data", (chunk) => {
+      reply += chunk.toString();
+      if (reply.includes("\r\n")) done(reply.startsWith("+PONG"));
+    });
+  });
+}

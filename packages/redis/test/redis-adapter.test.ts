@@ -1,0 +1,447 @@
+/**
+ * What only the Redis adapter has to show: its options, stream ids, trimming by Redis and the
+ * resets it gives, reading from one blocking connection, a user's client, and a clean close().
+ */
+import express from "express";
+import { createClient } from "redis";
+import { Channel, sse, type AdapterChannel, type AdapterEvent } from "@sluice/express-sse";
+import { collectEvents } from "@sluice/express-sse/testing";
+import { resolveHistoryOptions, type HistoryOptions } from "../../express-sse/src/history";
+import { activeResources, collectGarbage } from "../../express-sse/test/helpers/gc";
+import { closeAllServers, listen, sleep, waitFor } from "../../express-sse/test/helpers/server";
+import { createRedisAdapter, streamKey, type RedisAdapter, type RedisAdapterOptions } from "../src";
+import {
+  compareEventIds,
+  compareStreamIds,
+  isStreamId,
+  streamTag,
+  toEventId,
+  toStreamId,
+} from "../src/codec";
+import { startRedisServer, type RedisServer } from "./helpers/redis-server";
+import { closeAllStreams, dataOf, openStream } from "./helpers/sse-client";
+
+let redis: RedisServer;
+/** For looking at what the adapter did (XINFO, CLIENT LIST) and writing behind its back. */
+let admin: ReturnType<typeof createClient>;
+let adapters: RedisAdapter[] = [];
+let errors: Error[] = [];
+let counter = 0;
+
+beforeAll(async () => {
+  redis = await startRedisServer();
+  admin = createClient({ url: redis.url });
+  admin.on("error", () => undefined); // the server goes away at the end
+  await admin.connect();
+});
+
+afterAll(async () => {
+  await admin.close?.();
+  await redis.dispose();
+});
+
+afterEach(async () => {
+  closeAllStreams();
+  await closeAllServers();
+  await Promise.all(adapters.map((adapter) => adapter.close()));
+  adapters = [];
+  errors = [];
+});
+
+function adapterFor(options: Partial<RedisAdapterOptions> = {}): RedisAdapter {
+  const adapter = createRedisAdapter({ url: redis.url, ...options } as RedisAdapterOptions);
+  adapter.on("error", (err) => errors.push(err));
+  adapters.push(adapter);
+  return adapter;
+}
+
+function openOn(adapter: RedisAdapter, name: string, history?: HistoryOptions): AdapterChannel {
+  return adapter.open(name, { history: resolveHistoryOptions(history) });
+}
+
+const unique = (label: string) => `test:${label}:${process.pid}:${++counter}`;
+
+async function publishNumbered(channel: AdapterChannel, count: number): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < count; i++) ids.push(await channel.publish({ event: "n", data: String(i) }));
+  return ids;
+}
+
+/** `XINFO STREAM` of a channel's stream, as an object (the admin client speaks RESP3). */
+async function xinfo(name: string): Promise<Record<string, unknown>> {
+  const reply: unknown = await admin.sendCommand(["XINFO", "STREAM", `sluice:${name}`]);
+  if (!Array.isArray(reply)) return reply as Record<string, unknown>;
+  const record: Record<string, unknown> = {};
+  for (let i = 0; i + 1 < reply.length; i += 2) record[String(reply[i])] = reply[i + 1];
+  return record;
+}
+
+/** Connections named `name` that Redis has now (`CLIENT LIST`). */
+async function connectionCount(name: string): Promise<number> {
+  const list = String(await admin.sendCommand(["CLIENT", "LIST"]));
+  return list.split("\n").filter((line) => line.includes(` name=${name} `)).length;
+}
+
+const readerCount = () => connectionCount("sluice-reader");
+
+/** Polls an async condition (every 10 ms, up to 2 s). */
+async function eventually(predicate: () => Promise<boolean>, what: string): Promise<void> {
+  const deadline = Date.now() + 2000;
+  while (!(await predicate())) {
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+/** Listens on `channel`; returns the array the events arrive in. */
+async function listening(channel: AdapterChannel): Promise<AdapterEvent[]> {
+  const received: AdapterEvent[] = [];
+  channel.listen((event) => received.push(event));
+  return received;
+}
+
+describe("createRedisAdapter(options)", () => {
+  test.each([
+    [undefined, /needs an options object/],
+    [{}, /needs exactly one of the "url" and "client" options/],
+    [{ url: "redis://x", client: {} }, /needs exactly one of the "url" and "client" options/],
+    [{ url: "" }, /The "url" option must be a non-empty string/],
+    [{ client: { sendCommand: 1 } }, /The "client" option must be a node-redis client/],
+    [{ url: "redis://x", prefx: "a" }, /Unknown createRedisAdapter\(\) option "prefx"/],
+    [{ url: "redis://x", prefix: 1 }, /The "prefix" option must be a string, got number/],
+    [{ url: "redis://x", reconnect: { max: 1 } }, /Unknown "reconnect" option "max"/],
+  ])("refuses %j with a TypeError", (options, message) => {
+    expect(() => createRedisAdapter(options as RedisAdapterOptions)).toThrow(TypeError);
+    expect(() => createRedisAdapter(options as RedisAdapterOptions)).toThrow(message);
+  });
+
+  test.each([
+    [{ publishTimeout: 0 }, '"publishTimeout" option must be a safe integer of at least 1, got 0'],
+    [{ blockTimeout: 1.5 }, '"blockTimeout" option must be a safe integer of at least 1, got 1.5'],
+    [{ minStreamLength: -1 }, '"minStreamLength" option must be a safe integer of at least 0'],
+    [{ reconnect: { minDelay: 500, maxDelay: 100 } }, '"reconnect.minDelay" option (500) must not'],
+  ])("refuses %j with a RangeError", (options, message) => {
+    const create = () => createRedisAdapter({ url: "redis://x", ...options });
+    expect(create).toThrow(RangeError);
+    expect(create).toThrow(message);
+  });
+});
+
+describe("ids", () => {
+  test("are the stream ids Redis issues plus a tag of the stream, the same in every process", async () => {
+    const name = unique("ids");
+    const [a, b] = [adapterFor(), adapterFor()];
+    const [onA, onB] = [openOn(a, name), openOn(b, name)];
+    const id1 = await onA.publish({ event: undefined, data: "1" });
+    const id2 = await onB.publish({ event: undefined, data: "2" });
+    const tag = streamTag(streamKey("sluice:", name));
+    expect(tag).toMatch(/^[a-z]{6}$/);
+    expect(id1).toMatch(new RegExp(`^\\d+-\\d+-${tag}$`));
+    expect(onA.compare(id1, id2)).toBeLessThan(0);
+    expect(onB.compare(id2, id1)).toBeGreaterThan(0);
+    const range = (await admin.sendCommand(["XRANGE", `sluice:${name}`, "-", "+"])) as string[][];
+    expect(range.map((entry) => toEventId(entry[0]!, tag))).toEqual([id1, id2]);
+  });
+
+  test("an id another channel issued in the same millisecond is unknown here", async () => {
+    const adapter = adapterFor();
+    const [one, two] = [openOn(adapter, unique("one")), openOn(adapter, unique("two"))];
+    // Publish pairs until both streams issue the same stream id (the same ms, seq 0).
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const [a, b] = await Promise.all([
+        one.publish({ event: undefined, data: "a" }),
+        two.publish({ event: undefined, data: "b" }),
+      ]);
+      if (toStreamId(a) !== toStreamId(b)) continue;
+      expect(a).not.toBe(b);
+      expect(await two.history(a)).toEqual({
+        kind: "unknown",
+        oldestId: expect.any(String),
+        newestId: b,
+      });
+      expect(await one.history(b)).toEqual({
+        kind: "unknown",
+        oldestId: expect.any(String),
+        newestId: a,
+      });
+      return;
+    }
+    throw new Error("never got the same stream id on both streams");
+  });
+
+  test("compare() orders them numerically, exactly, up to 64 bits", () => {
+    const max = "18446744073709551615";
+    const pairs: Array<[string, string]> = [
+      ["9-0", "10-0"],
+      ["1-9", "1-10"],
+      ["1700000000000-99", "1700000000001-0"],
+      [`${max}-0`, `${max}-1`],
+      ["18446744073709551614-" + max, `${max}-0`],
+    ];
+    for (const [lower, higher] of pairs) {
+      expect(compareStreamIds(lower, higher)).toBeLessThan(0);
+      expect(compareStreamIds(higher, lower)).toBeGreaterThan(0);
+      expect(compareStreamIds(lower, lower)).toBe(0);
+      const [a, b] = [toEventId(lower, "abcdef"), toEventId(higher, "abcdef")];
+      expect(compareEventIds(a, b)).toBeLessThan(0);
+      expect(compareEventIds(b, a)).toBeGreaterThan(0);
+    }
+    // Not ids this adapter issues: order as 0-0.
+    for (const bad of ["", "1", "01-1", "1-1 ", "-1-1", "18446744073709551616-0", "a-b"]) {
+      expect(isStreamId(bad)).toBe(false);
+      expect(compareStreamIds(bad, "0-1")).toBeLessThan(0);
+      expect(compareEventIds(`${bad}-abcdef`, "0-1-abcdef")).toBeLessThan(0);
+    }
+  });
+});
+
+describe("history", () => {
+  test("once Redis trimmed (MAXLEN ~), an id older than the stream's first entry is too-old", async () => {
+    const adapter = adapterFor({ minStreamLength: 0 });
+    const name = unique("trim");
+    const channel = openOn(adapter, name, { max: 10 });
+    const ids = await publishNumbered(channel, 350);
+    const info = await xinfo(name);
+    // Whole nodes of 100 entries went: at least 11 are left, fewer than 350.
+    expect(Number(info["length"])).toBeGreaterThanOrEqual(11);
+    expect(Number(info["length"])).toBeLessThan(350);
+    expect(Number(info["entries-added"])).toBe(350);
+    const first = String((info["first-entry"] as unknown[])[0]);
+    expect(compareStreamIds(first, toStreamId(ids[0]!)!)).toBeGreaterThan(0);
+
+    const reset = { kind: "too-old", oldestId: ids[340], newestId: ids[349] };
+    expect(await channel.history(ids[0]!)).toEqual(reset);
+    expect(await channel.history(ids[200]!)).toEqual(reset); // stored, but beyond max
+    const resumed = await channel.history(ids[339]!);
+    expect(resumed.kind === "events" && resumed.events.map((e) => e.data)).toEqual(
+      Array.from({ length: 10 }, (_, i) => String(340 + i)),
+    );
+  });
+
+  test("a subscriber resuming from a trimmed id gets event: reset (too-old), then live events", async () => {
+    const adapter = adapterFor({ minStreamLength: 0 });
+    const channel = new Channel(unique("reset"), { adapter, history: { max: 5 } });
+    const app = express();
+    app.use(sse({ heartbeat: 0 }));
+    app.get("/c", (_req, res) => void channel.subscribe(res));
+    const server = await listen(app);
+    const ids: string[] = [];
+    for (let i = 0; i < 250; i++) ids.push(await channel.publish(String(i)));
+
+    const resumed = collectEvents(server.url, {
+      path: "/c",
+      headers: { "Last-Event-ID": ids[0]! },
+      count: 2,
+    });
+    await waitFor(() => channel.size === 1, { what: "the subscriber" });
+    const live = await channel.publish("live");
+    const { events } = await resumed;
+    expect(events[0]).toEqual({
+      event: "reset",
+      id: ids[249],
+      data: JSON.stringify({ reason: "too-old", oldestId: ids[245], newestId: ids[249] }),
+    });
+    expect(events[1]).toEqual({ event: "message", id: live, data: "live" });
+    await channel.close();
+  });
+
+  test("maxAge: an event older than maxAge is no longer replayed (Redis's clock)", async () => {
+    const adapter = adapterFor();
+    const channel = openOn(adapter, unique("age"), { maxAge: 300 });
+    const [x, a] = await publishNumbered(channel, 2);
+    await sleep(400);
+    const b = await channel.publish({ event: undefined, data: "b" });
+    expect(await channel.history(x!)).toEqual({ kind: "too-old", oldestId: b, newestId: b });
+    const fromA = await channel.history(a!);
+    expect(fromA.kind === "events" && fromA.events.map((e) => e.id)).toEqual([b]);
+  });
+
+  test("an id inside the stream's range that it never held is unknown, and so are ids of another shape", async () => {
+    const adapter = adapterFor();
+    const name = unique("never");
+    const channel = openOn(adapter, name);
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      ids.push(await channel.publish({ event: undefined, data: String(i) }));
+      await sleep(3); // a new millisecond, so that ids[0]'s ms with a large seq was never issued
+    }
+    const tag = streamTag(streamKey("sluice:", name));
+    const [ms, seq] = toStreamId(ids[0]!, tag)!.split("-") as [string, string];
+    const never = toEventId(`${ms}-${Number(seq) + 500}`, tag);
+    expect(compareEventIds(never, ids[1]!)).toBeLessThan(0);
+    const unknown = { kind: "unknown", oldestId: ids[0], newestId: ids[2] };
+    for (const id of [
+      never,
+      toEventId("0-0", tag),
+      toStreamId(ids[1]!), // no tag
+      `${toStreamId(ids[1]!)}-${tag === "aaaaaa" ? "aaaaab" : "aaaaaa"}`, // another tag
+      `${ms}-${tag}`,
+      `${ms}-01-${tag}`,
+    ]) {
+      expect({ id, result: await channel.history(id!) }).toEqual({ id, result: unknown });
+    }
+    expect(await channel.history(ids[1]!)).toEqual({
+      kind: "events",
+      events: [{ id: ids[2], event: undefined, data: "2" }],
+    });
+  });
+});
+
+describe("reading", () => {
+  test("all channels share one blocking reader connection", async () => {
+    const adapter = adapterFor();
+    const channels = Array.from({ length: 5 }, (_, i) => openOn(adapter, unique(`shared${i}`)));
+    const received = await Promise.all(channels.map(listening));
+    await adapter.ready();
+    for (const [i, channel] of channels.entries()) {
+      await channel.publish({ event: undefined, data: String(i) });
+    }
+    await waitFor(() => received.every((r) => r.length === 1), { what: "one event each" });
+    await eventually(async () => (await readerCount()) === 1, "exactly one reader connection");
+  });
+
+  test("a channel opened while the reader is blocked is read at once (CLIENT UNBLOCK)", async () => {
+    const adapter = adapterFor({ blockTimeout: 20_000 });
+    const first = openOn(adapter, unique("first"));
+    await listening(first);
+    await adapter.ready();
+    await sleep(100); // the reader is now blocked on the first stream only
+    const second = openOn(adapter, unique("second"));
+    const received = await listening(second);
+    await sleep(20);
+    const started = Date.now();
+    await second.publish({ event: undefined, data: "x" });
+    await waitFor(() => received.length === 1, { timeout: 2000, what: "the event" });
+    expect(Date.now() - started).toBeLessThan(1000); // far below blockTimeout
+  });
+
+  test("own publishes come through the read loop, in the same order in every process", async () => {
+    const name = unique("order");
+    const [a, b] = [adapterFor(), adapterFor()];
+    const [onA, onB] = [openOn(a, name), openOn(b, name)];
+    const [gotA, gotB] = [await listening(onA), await listening(onB)];
+    await Promise.all([a.ready(), b.ready()]);
+    await sleep(50); // both readers have their start position
+    await Promise.all(
+      Array.from({ length: 100 }, (_, i) =>
+        (i % 2 ? onA : onB).publish({ event: undefined, data: String(i), value: i }),
+      ),
+    );
+    await waitFor(() => gotA.length === 100 && gotB.length === 100, { what: "100 events each" });
+    expect(gotA.map((e) => e.id)).toEqual(gotB.map((e) => e.id));
+    // Each side knows the values of its own publishes only.
+    expect(gotA.filter((e) => "value" in e).map((e) => e.value)).toEqual(
+      gotA.filter((e) => Number(e.data) % 2 === 1).map((e) => Number(e.data)),
+    );
+  });
+
+  test("entries written by something else are skipped and reported once", async () => {
+    const adapter = adapterFor();
+    const name = unique("foreign");
+    const channel = openOn(adapter, name);
+    const received = await listening(channel);
+    await adapter.ready();
+    await sleep(50);
+    await admin.sendCommand(["XADD", `sluice:${name}`, "*", "other", "field"]);
+    await channel.publish({ event: undefined, data: "ours" });
+    await waitFor(() => received.length === 1, { what: "our event" });
+    expect(received[0]!.data).toBe("ours");
+    expect(errors.map((e) => e.message)).toEqual([
+      expect.stringContaining('has entries without a "d" field'),
+    ]);
+  });
+});
+
+describe("a user's client", () => {
+  test("carries the commands, is duplicated for the reader, and is never closed", async () => {
+    const client = createClient({ url: redis.url });
+    client.on("error", () => undefined);
+    await client.connect();
+    const listeners = ["ready", "error"].map((e) => (client as any).listenerCount(e));
+    const adapter = createRedisAdapter({ client });
+    const channel = openOn(adapter, unique("user"));
+    const received = await listening(channel);
+    await adapter.ready();
+    await sleep(20);
+    await channel.publish({ event: undefined, data: "x" });
+    await waitFor(() => received.length === 1, { what: "the event" });
+    expect(await readerCount()).toBe(1);
+
+    await adapter.close();
+    expect(client.isOpen).toBe(true);
+    expect(await client.sendCommand(["PING"])).toBe("PONG");
+    expect(["ready", "error"].map((e) => (client as any).listenerCount(e))).toEqual(listeners);
+    await eventually(async () => (await readerCount()) === 0, "the reader connection to go");
+    await client.close?.();
+  });
+});
+
+describe("close()", () => {
+  test("right after creation, while connecting, leaves no connection behind", async () => {
+    for (const wait of [0, 1, 3, 10]) {
+      const adapter = createRedisAdapter({ url: redis.url });
+      openOn(adapter, unique("early"));
+      if (wait > 0) await sleep(wait);
+      await adapter.close();
+    }
+    await eventually(
+      async () => (await readerCount()) === 0 && (await connectionCount("sluice")) === 0,
+      "no adapter connection left",
+    );
+  });
+
+  test("while Redis is unreachable, ends at once and leaves nothing running", async () => {
+    const before = activeResources();
+    const adapter = createRedisAdapter({ url: "redis://127.0.0.1:1" }); // nothing listens there
+    const reports: string[] = [];
+    adapter.on("error", (err) => reports.push(err.message));
+    const channel = openOn(adapter, "nowhere");
+    const publish = channel.publish({ event: undefined, data: "x" });
+    await sleep(200);
+    const started = Date.now();
+    await adapter.close();
+    expect(Date.now() - started).toBeLessThan(3000);
+    await expect(publish).rejects.toThrow('Redis channel "nowhere" is closed');
+    expect(reports).toContainEqual(
+      expect.stringMatching(/^Lost the Redis reader connection \(.*ECONNREFUSED.*\)/),
+    );
+    await waitFor(() => JSON.stringify(activeResources()) === JSON.stringify(before), {
+      timeout: 5000,
+      what: `active resources back to ${JSON.stringify(before)}`,
+    });
+  });
+
+  test("releases every connection, timer and listener: active resources back to baseline", async () => {
+    await collectGarbage();
+    const before = activeResources();
+    const adapter = createRedisAdapter({ url: redis.url });
+    const channel = new Channel(unique("close"), { adapter });
+    const app = express();
+    app.use(sse({ heartbeat: 0 }));
+    app.get("/c", (_req, res) => void channel.subscribe(res));
+    const server = await listen(app);
+    await adapter.ready();
+    const client = openStream(`${server.url}/c`);
+    await waitFor(() => channel.size === 1, { what: "the subscriber" });
+    const ids: string[] = [];
+    for (let i = 0; i < 50; i++) ids.push(await channel.publish(String(i)));
+    await waitFor(() => client.events.length === 50, { what: "50 events" });
+    expect(dataOf(client)).toEqual(Array.from({ length: 50 }, (_, i) => String(i)));
+    const resumed = openStream(`${server.url}/c`, ids[0]!); // history, through the channel
+    await waitFor(() => resumed.events.length === 49, { what: "49 resumed events" });
+
+    client.close();
+    resumed.close();
+    await channel.close();
+    await adapter.close();
+    await adapter.close(); // safe twice
+    await server.close();
+    expect(() => adapter.open("x", { history: resolveHistoryOptions(undefined) })).toThrow(
+      "The Redis adapter is closed",
+    );
+    await waitFor(() => JSON.stringify(activeResources()) === JSON.stringify(before), {
+      timeout: 5000,
+      what: `active resources back to ${JSON.stringify(before)} (now ${JSON.stringify(activeResources())})`,
+    });
+  });
+});
