@@ -11,6 +11,7 @@ module.exports = {
   moduleNameMapper: {
     "^@sluice/express-sse$": "<rootDir>/../../packages/express-sse/src/index.ts",
     "^@sluice/express-sse/testing$": "<rootDir>/../../packages/express-sse/src/testing.ts",
+    "^@sluice/redis$": "<rootDir>/../../packages/redis/src/index.ts",
   },
   // Installs (as root on Debian) or demands nginx, openssl, docker-compose and chromium.
   globalSetup: "<rootDir>/test/setup/global-setup.ts",

@@ -1,6 +1,6 @@
 import path from "node:path";
 import express, { type Express, type NextFunction, type Request, type Response } from "express";
-import type { SseOptions } from "@sluice/express-sse";
+import type { Adapter, SseOptions } from "@sluice/express-sse";
 import type { Registry } from "prom-client";
 import { mountChat, type ChatFeed } from "./feeds/chat";
 import { mountClientCount, type ClientCountFeed } from "./feeds/client-count";
@@ -28,6 +28,11 @@ export interface DemoOptions {
   heartbeatMs?: number;
   /** `retry:` sent to every stream (ms). @defaultValue 3000 */
   retryMs?: number;
+  /**
+   * Where the chat and updates channels keep their events. Default: in memory (one process).
+   * `src/main.ts` passes a Redis adapter when `REDIS_URL` is set, so replicas share them.
+   */
+  adapter?: Adapter;
 }
 
 /** Every feed, for tests and for the metrics. */
@@ -68,6 +73,7 @@ export function createApp(options: DemoOptions = {}): DemoApp {
     progressStep = 5,
     heartbeatMs = 15_000,
     retryMs = 3_000,
+    adapter,
   } = options;
   positive("tickMs", tickMs);
   positive("tickerIntervalMs", tickerIntervalMs);
@@ -101,8 +107,8 @@ export function createApp(options: DemoOptions = {}): DemoApp {
     time: mountClock(app, { sse, tickMs }),
     clientCount: mountClientCount(app, { sse }),
     sse: mountDemo(app, { sse }),
-    chat: mountChat(app, { sse }),
-    updates: mountUpdates(app, { sse, intervalMs: [updateMin, updateMax] }),
+    chat: mountChat(app, { sse, adapter }),
+    updates: mountUpdates(app, { sse, adapter, intervalMs: [updateMin, updateMax] }),
     ticker: mountTicker(app, { sse, intervalMs: tickerIntervalMs }),
     progress: mountProgress(app, { sse, stepMs: progressStepMs, step: progressStep }),
   };

@@ -1,4 +1,5 @@
 import { shutdown } from "@sluice/express-sse";
+import { createRedisAdapter } from "@sluice/redis";
 import { createApp } from "./app";
 
 const port = Number(process.env["PORT"] ?? 3000);
@@ -9,13 +10,21 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
   process.exit(1);
 }
 
-const app = createApp();
+// REDIS_URL switches the channels (chat, updates) to Redis Streams, so every replica behind nginx
+// shares them; without it everything stays in this process.
+const redisUrl = process.env["REDIS_URL"];
+const adapter = redisUrl ? createRedisAdapter({ url: redisUrl }) : undefined;
+adapter?.on("error", (err) => console.error("redis adapter:", err.message));
+
+const app = createApp(adapter === undefined ? {} : { adapter });
 const server = app.listen(port, (err?: Error) => {
   if (err) {
     console.error(`Cannot listen on port ${port}: ${err.message}`);
     process.exit(1);
   }
-  console.log(`Sluice demo on http://localhost:${port}  (Ctrl+C to stop)`);
+  console.log(
+    `Sluice demo on http://localhost:${port}  (${redisUrl ? `channels on ${redisUrl}` : "in memory"}; Ctrl+C to stop)`,
+  );
 });
 
 // Open event streams would keep server.close() waiting forever; shutdown() ends them (clients
@@ -32,6 +41,7 @@ async function stop(signal: string): Promise<void> {
   try {
     await shutdown(server, { timeout: 5000 });
     await app.close();
+    await adapter?.close();
     process.exit(0);
   } catch (err) {
     console.error("Shutdown failed:", err);

@@ -76,6 +76,7 @@ describe("POST /api/chat", () => {
       user: "user must be a string of 1 to 32 characters",
       text: "text must be a string of 1 to 500 characters",
       closed: "the chat is closed",
+      unavailable: "the message could not be stored; try again",
     });
   });
 

@@ -93,8 +93,8 @@ describe("docker-compose.yml", () => {
         broken,
         replaceExactlyOnce(
           read("docker-compose.yml"),
-          "condition: service_healthy",
-          "condition: when_ready",
+          "      demo:\n        condition: service_healthy",
+          "      demo:\n        condition: when_ready",
           "docker-compose.yml",
         ),
       );
@@ -108,13 +108,18 @@ describe("docker-compose.yml", () => {
 
   test("runs nginx in front of the demo: nginx published on 8080/8443, the demo only inside", () => {
     const config = resolvedConfig();
-    expect(Object.keys(config.services).sort()).toEqual(["demo", "nginx"]);
-    const { demo, nginx } = config.services;
+    expect(Object.keys(config.services).sort()).toEqual(["demo", "nginx", "redis"]);
+    const { demo, nginx, redis } = config.services;
 
     expect(demo.build).toEqual({ context: REPO_ROOT, dockerfile: "apps/demo/Dockerfile" });
     expect(demo.ports).toBeUndefined();
     expect(demo.expose).toEqual(["3000"]);
-    expect(demo.environment).toMatchObject({ PORT: "3000" });
+    // Two replicas sharing their channels through Redis (REDIS_URL, see src/main.ts).
+    expect(demo.environment).toMatchObject({ PORT: "3000", REDIS_URL: "redis://redis:6379" });
+    expect(demo.deploy).toMatchObject({ replicas: 2 });
+    expect(demo.depends_on).toEqual({ redis: { condition: "service_healthy" } });
+    expect(redis.ports).toBeUndefined();
+    expect(redis.command).toEqual(["redis-server", "--appendonly", "yes"]);
 
     expect(nginx.build).toEqual({ context: path.join(REPO_ROOT, "nginx") });
     expect(nginx.depends_on).toEqual({ demo: { condition: "service_healthy" } });
@@ -124,7 +129,7 @@ describe("docker-compose.yml", () => {
     ]);
     expect(nginx.environment).toEqual({ SLUICE_HTTP_PORT: "8080", SLUICE_HTTPS_PORT: "8443" });
     expect(nginx.volumes).toEqual(["certs:/etc/nginx/certs:rw"]);
-    expect(Object.keys(config.volumes)).toEqual(["certs"]);
+    expect(Object.keys(config.volumes).sort()).toEqual(["certs", "redis-data"]);
   });
 
   test("HTTP_PORT and HTTPS_PORT move the published ports and the printed URL together", () => {

@@ -463,7 +463,8 @@ export class Channel<Events extends EventMap = EventMap> extends EventEmitter<{
     // Reported, never swallowed: to 'error' listeners if there are any, else as a process warning
     // (an unhandled 'error' event would crash the process for one bad subscriber).
     if (this.listenerCount("error") > 0) this.emit("error", error);
-    else process.emitWarning(error, "SluiceChannelWarning");
+    // A string, not the Error: emitWarning rejects Errors from another realm (jest, vm).
+    else process.emitWarning(error.message, { type: "SluiceChannelWarning", detail: error.stack });
   }
 }
 

@@ -106,7 +106,8 @@ function isPromise<V>(value: Promise<V> | V): value is Promise<V> {
 }
 
 function reportReturnError(err: unknown): void {
-  process.emitWarning(err instanceof Error ? err : new Error(String(err)), "SluicePipeWarning");
+  const error = err instanceof Error ? err : new Error(String(err));
+  process.emitWarning(error.message, { type: "SluicePipeWarning", detail: error.stack });
 }
 
 function noop(): void {}

@@ -659,6 +659,7 @@ export class RedisAdapter extends EventEmitter<{ error: [error: Error] }> implem
     // Reported, never swallowed: to 'error' listeners, else as a process warning (an 'error'
     // event without a listener would crash the process).
     if (this.listenerCount("error") > 0) this.emit("error", error);
-    else process.emitWarning(error, "SluiceRedisWarning");
+    // A string, not the Error: emitWarning rejects Errors from another realm (jest, vm).
+    else process.emitWarning(error.message, { type: "SluiceRedisWarning", detail: error.stack });
   }
 }

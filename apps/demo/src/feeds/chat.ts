@@ -26,6 +26,7 @@ export const CHAT_ERRORS = {
   user: `user must be a string of 1 to ${USER_MAX} characters`,
   text: `text must be a string of 1 to ${TEXT_MAX} characters`,
   closed: "the chat is closed",
+  unavailable: "the message could not be stored; try again",
 } as const;
 
 type Checked = { ok: true; user: string; text: string } | { ok: false; error: string };
@@ -65,9 +66,12 @@ export interface ChatFeed extends Feed {
  * User text is sent as JSON event data, and the library frames data line by line, so no text can
  * end an event early or add a field: `"hi\n\nevent: admin"` arrives as one `message`.
  */
-export function mountChat(routes: Routes, { sse: sseOptions }: FeedContext): ChatFeed {
+export function mountChat(routes: Routes, { sse: sseOptions, adapter }: FeedContext): ChatFeed {
   const events = sse(sseOptions);
-  const channel = new Channel<{ message: ChatMessage }>("chat", { history: { max: 1000 } });
+  const channel = new Channel<{ message: ChatMessage }>("chat", {
+    history: { max: 1000 },
+    ...(adapter === undefined ? {} : { adapter }),
+  });
 
   routes.get("/api/chat", events, (_req, res) => channel.subscribe(res));
 
@@ -99,8 +103,13 @@ export function mountChat(routes: Routes, { sse: sseOptions }: FeedContext): Cha
       try {
         const id = await channel.publish({ user, text, at: new Date().toISOString() });
         res.status(202).json({ id });
-      } catch {
-        res.status(503).json({ error: CHAT_ERRORS.closed });
+      } catch (err) {
+        // Not stored (the channel is closed, or Redis is unreachable): say so, never drop it.
+        res
+          .status(503)
+          .set("Retry-After", "2")
+          .json({ error: channel.closed ? CHAT_ERRORS.closed : CHAT_ERRORS.unavailable });
+        if (!channel.closed) console.error("chat: publish failed:", (err as Error).message);
       }
     },
   );

@@ -1,5 +1,5 @@
 import type { IRouter } from "express";
-import type { SseMiddleware, SseOptions } from "@sluice/express-sse";
+import type { Adapter, SseMiddleware, SseOptions } from "@sluice/express-sse";
 
 /** Every event stream of the demo, as it appears in the `stream` label of `/metrics`. */
 export const STREAMS = [
@@ -19,6 +19,8 @@ export type Routes = IRouter;
 /** What every feed gets from `createApp()`: the `sse()` options all streams share. */
 export interface FeedContext {
   sse: SseOptions;
+  /** Where channels keep their events: in memory (default) or Redis (REDIS_URL). */
+  adapter?: Adapter | undefined;
 }
 
 /** One event stream of the demo. */

@@ -31,10 +31,13 @@ export interface UpdatesFeed extends Feed {
  */
 export function mountUpdates(
   routes: Routes,
-  { intervalMs: [min, max], sse: sseOptions }: UpdatesOptions,
+  { intervalMs: [min, max], sse: sseOptions, adapter }: UpdatesOptions,
 ): UpdatesFeed {
   const events = sse(sseOptions);
-  const channel = new Channel<{ dataUpdate: DataUpdate }>("updates", { history: { max: 100 } });
+  const channel = new Channel<{ dataUpdate: DataUpdate }>("updates", {
+    history: { max: 100 },
+    ...(adapter === undefined ? {} : { adapter }),
+  });
   let timer: NodeJS.Timeout | undefined;
   let version = 0;
   let orders = 0;

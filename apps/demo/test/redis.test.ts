@@ -1,0 +1,100 @@
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { collectEvents } from "@sluice/express-sse/testing";
+import { createRedisAdapter, type RedisAdapter } from "@sluice/redis";
+import {
+  ensureRedisServer,
+  startRedisServer,
+  type RedisServer,
+} from "../../../packages/redis/test/helpers/redis-server";
+import { createApp, type DemoApp } from "../src/app";
+
+jest.setTimeout(30_000);
+
+// REDIS_URL in src/main.ts: two replicas of the demo share the chat through Redis, as they do
+// behind nginx in docker compose. Here both run in this process, each with its own adapter.
+let redis: RedisServer;
+const replicas: Array<{ app: DemoApp; server: http.Server; adapter: RedisAdapter; url: string }> =
+  [];
+
+beforeAll(async () => {
+  ensureRedisServer();
+  redis = await startRedisServer();
+  for (let i = 0; i < 2; i++) {
+    const adapter = createRedisAdapter({ url: redis.url });
+    const app = createApp({ adapter, heartbeatMs: 0 });
+    const server = app.listen(0, "127.0.0.1");
+    await new Promise<void>((resolve) => server.once("listening", () => resolve()));
+    replicas.push({
+      app,
+      server,
+      adapter,
+      url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    });
+  }
+});
+
+afterAll(async () => {
+  for (const { app, server, adapter } of replicas) {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+    await app.close();
+    await adapter.close();
+  }
+  await redis?.dispose();
+});
+
+async function post(
+  url: string,
+  body: unknown,
+): Promise<{ status: number; json: { id?: string } }> {
+  const res = await fetch(`${url}/api/chat`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, json: (await res.json()) as { id?: string } };
+}
+
+describe("the demo with REDIS_URL", () => {
+  test("a chat message posted through one replica reaches the clients of the other", async () => {
+    const [a, b] = replicas as [(typeof replicas)[0], (typeof replicas)[0]];
+    const onB = collectEvents(b.url, {
+      path: "/api/chat",
+      until: (e) => e.data.includes("across"),
+    });
+    await new Promise((r) => setTimeout(r, 200)); // B's client is subscribed
+    const { status, json } = await post(a.url, { user: "ada", text: "across replicas" });
+    expect(status).toBe(202);
+    const { events } = await onB;
+    const message = events.find((e) => e.data.includes("across"));
+    expect(message?.id).toBe(json.id);
+    expect(JSON.parse(message!.data)).toMatchObject({ user: "ada", text: "across replicas" });
+  });
+
+  test("a client that reconnects to the other replica with Last-Event-ID misses nothing", async () => {
+    const [a, b] = replicas as [(typeof replicas)[0], (typeof replicas)[0]];
+    const first = await post(a.url, { user: "ada", text: "m1" });
+    await post(a.url, { user: "ada", text: "m2" });
+    await post(b.url, { user: "bob", text: "m3" });
+    const resumed = await collectEvents(b.url, {
+      path: "/api/chat",
+      count: 2,
+      headers: { "Last-Event-ID": first.json.id! },
+    });
+    expect(resumed.events.map((e) => JSON.parse(e.data).text)).toEqual(["m2", "m3"]);
+  });
+
+  test("with Redis down a POST gets 503 and a clear error: the message is not silently dropped", async () => {
+    const [a] = replicas as [(typeof replicas)[0]];
+    await redis.stop();
+    const res = await fetch(`${a.url}/api/chat`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ user: "ada", text: "lost?" }),
+    });
+    expect(res.status).toBe(503);
+    expect(res.headers.get("retry-after")).toBe("2");
+    expect(await res.json()).toEqual({ error: "the message could not be stored; try again" });
+  });
+});
