@@ -24,6 +24,14 @@ export interface Config {
     sampleEvery: number;
   };
   churn: { cycles: number; concurrency: number; warmup: number };
+  /** `clients` on each of `processes` server processes sharing one channel through Redis. */
+  crossProcess: {
+    processes: number;
+    clients: number;
+    events: number;
+    warmup: number;
+    sampleEvery: number;
+  };
 }
 
 export const FULL: Config = {
@@ -38,6 +46,7 @@ export const FULL: Config = {
   memory: { clients: 10_000, warmup: 100 },
   latency: { clients: 1_000, hz: 50, seconds: 10, warmupSeconds: 0.5, sampleEvery: 10 },
   churn: { cycles: 20_000, concurrency: 50, warmup: 500 },
+  crossProcess: { processes: 2, clients: 1_000, events: 1_000, warmup: 50, sampleEvery: 10 },
 };
 
 export const QUICK: Config = {
@@ -52,4 +61,5 @@ export const QUICK: Config = {
   memory: { clients: 1_000, warmup: 50 },
   latency: { clients: 200, hz: 50, seconds: 1, warmupSeconds: 0.2, sampleEvery: 10 },
   churn: { cycles: 1_000, concurrency: 50, warmup: 100 },
+  crossProcess: { processes: 2, clients: 200, events: 200, warmup: 20, sampleEvery: 10 },
 };

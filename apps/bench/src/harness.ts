@@ -12,7 +12,7 @@ import type {
   PublishResult,
   ServerCommands,
   ServerInfo,
-  VariantName,
+  ServerVariantName,
 } from "./protocol";
 import { Worker } from "./rpc";
 
@@ -28,7 +28,7 @@ export type Server = Worker<ServerCommands>;
 export type Client = Worker<ClientCommands>;
 
 export interface CellContext {
-  variant: VariantName;
+  variant: ServerVariantName;
   server: Server;
   client: Client;
   info: ServerInfo;
@@ -39,17 +39,31 @@ export class Harness {
 
   constructor(private readonly _connectConcurrency: number) {}
 
-  /** Runs `fn` against a fresh server process for `variant`; always kills it afterwards. */
-  async cell<T>(variant: VariantName, fn: (ctx: CellContext) => Promise<T>): Promise<T> {
-    const server = Worker.spawn<ServerCommands>(
+  /** A fresh server process for `variant` (`env` added to its environment); the caller kills it. */
+  spawnServer(variant: ServerVariantName, env: Record<string, string> = {}): Server {
+    return Worker.spawn<ServerCommands>(
       `server ${variant}`,
       path.join(__dirname, "server-worker.ts"),
       [variant],
-      { cwd: ROOT, execArgv: ["--expose-gc"] },
+      { cwd: ROOT, execArgv: ["--expose-gc"], env },
     );
+  }
+
+  /** Waits until a server process listens and says where. */
+  serverInfo(server: Server): Promise<ServerInfo> {
+    return server.call("info", undefined, START_TIMEOUT);
+  }
+
+  /** Runs `fn` against a fresh server process for `variant`; always kills it afterwards. */
+  async cell<T>(
+    variant: ServerVariantName,
+    fn: (ctx: CellContext) => Promise<T>,
+    env: Record<string, string> = {},
+  ): Promise<T> {
+    const server = this.spawnServer(variant, env);
     const client = this._getClient();
     try {
-      const info = await server.call("info", undefined, START_TIMEOUT);
+      const info = await this.serverInfo(server);
       return await fn({ variant, server, client, info });
     } catch (err) {
       // The client may be mid-command: start from a fresh one for the next cell.

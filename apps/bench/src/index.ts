@@ -11,18 +11,19 @@ import path from "node:path";
 import { throughputSvg } from "./chart";
 import { FULL, QUICK, type Config } from "./config";
 import { Harness } from "./harness";
-import { VARIANTS, isVariantName, type VariantName } from "./protocol";
+import { VARIANTS, isVariantName, type ServerVariantName, type VariantName } from "./protocol";
 import { failureList, formatNumber, resultsMarkdown, scenarioTable } from "./report";
 import type { CellResult, Machine, Results } from "./results";
 import { burst } from "./scenarios/burst";
 import { churn } from "./scenarios/churn";
+import { crossProcess } from "./scenarios/crossprocess";
 import { fanout } from "./scenarios/fanout";
 import { latency } from "./scenarios/latency";
 import { memory } from "./scenarios/memory";
 import type { Scenario } from "./scenarios/types";
 
 const ROOT = path.resolve(__dirname, "..");
-const FAMILIES = ["fanout", "burst", "memory", "latency", "churn"] as const;
+const FAMILIES = ["fanout", "burst", "memory", "latency", "churn", "crossprocess"] as const;
 
 const USAGE = `Usage: pnpm bench [options]        (from the repository root; builds first)
 
@@ -101,6 +102,7 @@ function scenariosOf(config: Config, only: Set<string> | undefined): Scenario[] 
     ["memory", memory(config.memory)],
     ["latency", latency(config.latency)],
     ["churn", churn(config.churn)],
+    ["crossprocess", crossProcess(config.crossProcess)],
   ];
   return all.filter(([family]) => only === undefined || only.has(family)).map(([, s]) => s);
 }
@@ -139,6 +141,7 @@ function checkOpenFiles(config: Config): void {
       config.memory.clients,
       config.burst.clients,
       config.latency.clients,
+      config.crossProcess.clients * config.crossProcess.processes,
       ...config.fanout.map((f) => f.clients),
     ) + 200;
   const hard = shell("ulimit -Hn");
@@ -161,20 +164,22 @@ async function main(): Promise<void> {
     mode: config.mode,
     config,
     variants: options.variants,
-    scenarios: scenarios.map(({ key, title, description, columns }) => ({
+    scenarios: scenarios.map(({ key, title, description, columns, variants }) => ({
       key,
       title,
       description,
       columns,
+      ...(variants === undefined ? {} : { variants }),
     })),
     machine: machine(),
     cells: [],
     seconds: 0,
   };
   const started = Date.now();
+  const variantCount = new Set(scenarios.flatMap((s) => s.variants ?? options.variants)).size;
   console.log(
     `Sluice benchmark (${config.mode === "quick" ? "--quick smoke run" : "full run"}): ` +
-      `${scenarios.length} scenarios × ${options.variants.length} variants × ${config.runs} ` +
+      `${scenarios.length} scenarios × ${variantCount} variants × ${config.runs} ` +
       `run${config.runs === 1 ? "" : "s"}`,
   );
   console.log(
@@ -188,7 +193,7 @@ async function main(): Promise<void> {
       const scenarioStart = Date.now();
       console.log(`## ${scenario.title}`);
       for (let run = 1; run <= config.runs; run++) {
-        for (const variant of options.variants) {
+        for (const variant of scenario.variants ?? options.variants) {
           results.cells.push(await runCell(harness, scenario, variant, run, config.runs));
         }
       }
@@ -220,14 +225,17 @@ async function main(): Promise<void> {
 async function runCell(
   harness: Harness,
   scenario: Scenario,
-  variant: VariantName,
+  variant: ServerVariantName,
   run: number,
   runs: number,
 ): Promise<CellResult> {
   const label = `  run ${run}/${runs} ${variant.padEnd(12)}`;
   const t0 = Date.now();
   try {
-    const metrics = await harness.cell(variant, (ctx) => scenario.measure(harness, ctx));
+    const metrics =
+      scenario.cell !== undefined
+        ? await scenario.cell(harness, variant)
+        : await harness.cell(variant, (ctx) => scenario.measure(harness, ctx));
     const seconds = (Date.now() - t0) / 1000;
     const first = scenario.columns[0];
     const shown =

@@ -17,6 +17,17 @@ export function isVariantName(name: unknown): name is VariantName {
   return (VARIANTS as readonly unknown[]).includes(name);
 }
 
+/**
+ * Server variants that only some scenarios run: `sluice-redis` (a channel on the Redis adapter,
+ * the URL in `BENCH_REDIS_URL`) needs a Redis, which only the cross-process scenario starts.
+ */
+export const SERVER_VARIANTS = [...VARIANTS, "sluice-redis"] as const;
+export type ServerVariantName = (typeof SERVER_VARIANTS)[number];
+
+export function isServerVariantName(name: unknown): name is ServerVariantName {
+  return (SERVER_VARIANTS as readonly unknown[]).includes(name);
+}
+
 /** Where the server worker's variant listens, and what a client gets before any event. */
 export interface ServerInfo {
   port: number;

@@ -64,7 +64,7 @@ export function scenarioTable(results: Results, meta: ScenarioMeta): string {
     }
   }
   const rows: string[][] = [];
-  for (const variant of results.variants) {
+  for (const variant of meta.variants ?? results.variants) {
     const cells = cellsOf(results, meta.key, variant);
     if (cells.length === 0) continue;
     const ok = cells.filter((c) => c.metrics !== undefined);

@@ -1,6 +1,6 @@
 /** What a benchmark run produced: written as JSON next to the tables, read by the report. */
 import type { Config } from "./config";
-import type { VariantName } from "./protocol";
+import type { ServerVariantName, VariantName } from "./protocol";
 import type { Column } from "./scenarios/types";
 
 export interface Machine {
@@ -22,11 +22,13 @@ export interface ScenarioMeta {
   title: string;
   description: string;
   columns: Column[];
+  /** The variants this scenario's table shows, when not the run's (`cross-process`). */
+  variants?: ServerVariantName[];
 }
 
 export interface CellResult {
   scenario: string;
-  variant: VariantName;
+  variant: ServerVariantName;
   run: number;
   metrics: Record<string, number> | undefined;
   error: string | undefined;

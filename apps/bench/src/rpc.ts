@@ -74,11 +74,12 @@ export class Worker<C extends CommandMap> {
     label: string,
     file: string,
     args: string[],
-    options: { cwd: string; execArgv?: string[] },
+    options: { cwd: string; execArgv?: string[]; env?: Record<string, string> },
   ): Worker<C> {
     hookExit();
     const child = fork(file, args, {
       cwd: options.cwd,
+      env: { ...process.env, ...options.env },
       execArgv: ["--import", "tsx", ...(options.execArgv ?? [])],
       stdio: ["ignore", "inherit", "inherit", "ipc"],
     });

@@ -4,13 +4,13 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { makePayload, now } from "./payload";
-import { isVariantName, type ServerCommands } from "./protocol";
+import { isServerVariantName, type ServerCommands } from "./protocol";
 import { serve } from "./rpc";
 import { loadVariant } from "./servers";
 import type { ServerVariant } from "./servers/types";
 
 const name = process.argv[2];
-if (!isVariantName(name)) {
+if (!isServerVariantName(name)) {
   console.error(`server-worker: unknown variant ${JSON.stringify(name)}`);
   process.exit(2);
 }

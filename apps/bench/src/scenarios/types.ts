@@ -1,4 +1,5 @@
 import type { CellContext, Harness } from "../harness";
+import type { ServerVariantName } from "../protocol";
 
 /** How a column of a scenario's table is compared with `raw` measured in the same run. */
 export type Compare =
@@ -24,4 +25,8 @@ export interface Scenario {
   columns: Column[];
   /** The metrics of one cell, keyed as the columns. Throws when the cell fails (loss included). */
   measure(harness: Harness, ctx: CellContext): Promise<Record<string, number>>;
+  /** Its own variants instead of the run's (`--variants` does not apply), e.g. `sluice-redis`. */
+  variants?: ServerVariantName[];
+  /** One whole cell, when it needs more than one server process (default: `measure` in one). */
+  cell?(harness: Harness, variant: ServerVariantName): Promise<Record<string, number>>;
 }

@@ -1,16 +1,17 @@
 /** Loads one variant by name, so each server process imports only the library it measures. */
-import type { VariantName } from "../protocol";
+import type { ServerVariantName } from "../protocol";
 import type { StartVariant } from "./types";
 
-const loaders: Record<VariantName, () => Promise<{ start: StartVariant }>> = {
+const loaders: Record<ServerVariantName, () => Promise<{ start: StartVariant }>> = {
   raw: () => import("./raw.js"),
   "express-raw": () => import("./express-raw.js"),
   "better-sse": () => import("./better-sse.js"),
   sluice: () => import("./sluice.js"),
+  "sluice-redis": () => import("./sluice-redis.js"),
   "sse-channel": () => import("./sse-channel.js"),
   "express-sse": () => import("./express-sse.js"),
 };
 
-export async function loadVariant(name: VariantName): Promise<StartVariant> {
+export async function loadVariant(name: ServerVariantName): Promise<StartVariant> {
   return (await loaders[name]()).start;
 }
