@@ -7,9 +7,9 @@ import {
   type AdapterEvent,
   type HistoryResult,
 } from "./adapter";
-import { Frame, describe, validateEventName, validateRetry } from "./frame";
+import { Frame, describe, validateEventName } from "./frame";
 import { resolveHistoryOptions, type HistoryOptions } from "./history";
-import type { Serializer } from "./options";
+import { nonNegativeInteger, type Serializer } from "./options";
 import { SseStream, type StreamClosedError, type StreamOwner } from "./stream";
 
 /** Event name -> payload type. `Record<string, unknown>` (the default) allows anything. */
@@ -164,13 +164,15 @@ export class Channel<Events extends EventMap = EventMap> extends EventEmitter<{
     }
     this._query = options.lastEventIdQuery;
     this._maxLifetime =
-      options.maxLifetime === undefined ? Infinity : validateMs("maxLifetime", options.maxLifetime);
+      options.maxLifetime === undefined
+        ? Infinity
+        : nonNegativeInteger("maxLifetime", options.maxLifetime);
     if (this._maxLifetime === 0)
       throw new RangeError('The "maxLifetime" option must be at least 1 ms');
     this._lifetimeRetry =
       options.lifetimeRetry === undefined
         ? DEFAULT_LIFETIME_RETRY
-        : validateMs("lifetimeRetry", options.lifetimeRetry);
+        : nonNegativeInteger("lifetimeRetry", options.lifetimeRetry);
     const adapter = options.adapter ?? new MemoryAdapter();
     if (adapter === null || typeof adapter !== "object" || typeof adapter.open !== "function") {
       throw new TypeError(
@@ -470,15 +472,6 @@ export class Channel<Events extends EventMap = EventMap> extends EventEmitter<{
 
 function channelOnSweep(channel: Channel): void {
   channel._expire(Date.now());
-}
-
-function validateMs(name: string, value: unknown): number {
-  try {
-    return validateRetry(value);
-  } catch (err) {
-    const message = (err as Error).message.replace('"retry" field', `"${name}" option`);
-    throw err instanceof RangeError ? new RangeError(message) : new TypeError(message);
-  }
 }
 
 function isPromise<T>(value: T | Promise<T>): value is Promise<T> {

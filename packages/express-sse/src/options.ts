@@ -1,5 +1,5 @@
 import { DEFAULT_HEARTBEAT_MS, DEFAULT_MAX_BUFFERED_BYTES } from "./constants";
-import { describe, validateRetry } from "./frame";
+import { describe } from "./frame";
 
 /** Turns a value into the string sent as event data. */
 export type Serializer = (data: unknown) => string;
@@ -62,7 +62,8 @@ const KNOWN = new Set([
 
 const defaultSerialize: Serializer = (data) => JSON.stringify(data);
 
-function nonNegativeInteger(name: string, value: unknown): number {
+/** Validates a millisecond/count option: a non-negative safe integer, named in the error. */
+export function nonNegativeInteger(name: string, value: unknown): number {
   if (typeof value !== "number") {
     throw new TypeError(`The "${name}" option must be a number, got ${describe(value)}`);
   }
@@ -96,15 +97,9 @@ export function resolveOptions(options: SseOptions | undefined): ResolvedOptions
     );
   }
 
-  let retry: number | undefined;
-  if (options.retry !== undefined) {
-    try {
-      retry = validateRetry(options.retry);
-    } catch (err) {
-      const message = (err as Error).message.replace('"retry" field', '"retry" option');
-      throw err instanceof RangeError ? new RangeError(message) : new TypeError(message);
-    }
-  }
+  // Same rule as the `retry` field (digits only on the wire), worded for an option.
+  const retry =
+    options.retry === undefined ? undefined : nonNegativeInteger("retry", options.retry);
 
   const serialize = options.serialize ?? defaultSerialize;
   if (typeof serialize !== "function") {

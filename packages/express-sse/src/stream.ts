@@ -357,11 +357,7 @@ export class SseStream {
    * broadcast reads the clock once, not once per client.
    */
   _write(frame: string | Frame, now: number): boolean {
-    if (this._state !== OPEN) {
-      if (this._state === CLOSED) return false;
-      this._start();
-      if (this._state !== OPEN) return false;
-    }
+    if (this._state !== OPEN && !this._ready()) return false;
     const socket = this._socket;
     if (socket !== undefined) {
       // The direct path: one write of a ready-made chunk, instead of res.write()'s four writes,

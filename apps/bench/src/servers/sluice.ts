@@ -10,8 +10,17 @@ import type { Payload } from "../payload";
 import { PATH, close, listen } from "./http";
 import type { ServerVariant } from "./types";
 
-export async function start(port: number): Promise<ServerVariant> {
-  const channel = new Channel("bench");
+export function start(port: number): Promise<ServerVariant> {
+  return serveChannel(port, "sluice", new Channel("bench"));
+}
+
+/** Serves `channel` the same way for every Sluice variant; `release` runs after the server closes. */
+export async function serveChannel(
+  port: number,
+  name: string,
+  channel: Channel,
+  release: () => Promise<void> = async () => {},
+): Promise<ServerVariant> {
   const app = express();
   app.use(sse({ heartbeat: 0 }));
   app.get(PATH, (_req, res) => channel.subscribe(res));
@@ -21,15 +30,17 @@ export async function start(port: number): Promise<ServerVariant> {
     path: PATH,
     preludeFrames: 1, // the opening ":" comment every stream starts with
     broadcast(payload: Payload) {
-      // Delivery is synchronous up to the end of this run (one batched write per client, in a
-      // microtask); the promise only carries the id.
+      // In memory, delivery is synchronous up to the end of this run (one batched write per
+      // client, in a microtask); on Redis every process delivers it from the stream. The promise
+      // only carries the id.
       channel.publish(payload).catch((err: unknown) => {
-        console.error("sluice: publish failed:", err);
+        console.error(`${name}: publish failed:`, err);
       });
     },
     clients: () => channel.size,
     close: async () => {
       await channel.close();
+      await release();
       await close(server);
     },
   };
