@@ -89,7 +89,8 @@ class Subscriber implements StreamOwner {
   pending: AdapterEvent[] | undefined = undefined;
   /** Skip live events at or before this id (the end of the replay or the reset). */
   after: string | undefined = undefined;
-  deadline = Infinity;
+  /** `Date.now()` past which `maxLifetime` closes the stream; `undefined` without one. */
+  deadline: number | undefined = undefined;
   constructor(
     readonly channel: Channel<never>,
     readonly stream: SseStream,
@@ -307,11 +308,10 @@ export class Channel<Events extends EventMap = EventMap> extends EventEmitter<{
     if (stream.closed) return;
     if (result.kind === "events") {
       this._stats.resumes++;
-      const now = Date.now();
       for (const event of result.events) {
         sub.after = event.id;
         if (sub.filter !== undefined && !this._passes(sub, event)) continue;
-        if (!this._write(sub, event, now) && !(await stream.drain())) return;
+        if (!this._write(sub, event) && !(await stream.drain())) return;
       }
     } else {
       this._stats.resets++;
@@ -325,19 +325,18 @@ export class Channel<Events extends EventMap = EventMap> extends EventEmitter<{
         event: "reset",
         id: result.newestId ?? "",
       });
-      if (!stream._writeEvent(frame, Date.now()) && !(await stream.drain())) return;
+      if (!stream._writeEvent(frame) && !(await stream.drain())) return;
     }
     // Events published while the replay was written: deliver those not already replayed. More can
     // arrive while we wait for the client to drain, so loop until the queue is empty.
     while (sub.pending !== undefined && sub.pending.length > 0) {
       const pending = sub.pending;
       sub.pending = [];
-      const now = Date.now();
       for (const event of pending) {
         if (sub.after !== undefined && this._adapter.compare(event.id, sub.after) <= 0) continue;
         sub.after = undefined;
         if (sub.filter !== undefined && !this._passes(sub, event)) continue;
-        if (!this._write(sub, event, now) && !(await stream.drain())) return;
+        if (!this._write(sub, event) && !(await stream.drain())) return;
       }
     }
     sub.pending = undefined;
@@ -369,7 +368,6 @@ export class Channel<Events extends EventMap = EventMap> extends EventEmitter<{
     if (events.length === 0) return;
     this._batch = [];
     let shared: Frame | undefined;
-    const now = Date.now();
     for (const sub of this._subs) {
       if (sub.pending !== undefined) {
         for (const event of events) sub.pending.push(event);
@@ -377,7 +375,7 @@ export class Channel<Events extends EventMap = EventMap> extends EventEmitter<{
       }
       if (sub.after === undefined && sub.filter === undefined) {
         shared ??= Frame.concat(events.map((e) => this._frameOf(e)));
-        this._count(sub, shared, now, events.length);
+        this._count(sub, shared, events.length);
         continue;
       }
       // Per-subscriber path: resume boundary and filter decide event by event.
@@ -390,19 +388,19 @@ export class Channel<Events extends EventMap = EventMap> extends EventEmitter<{
         if (sub.filter !== undefined && !this._passes(sub, event)) continue;
         frames.push(this._frameOf(event));
       }
-      if (frames.length > 0) this._count(sub, Frame.concat(frames), now, frames.length);
+      if (frames.length > 0) this._count(sub, Frame.concat(frames), frames.length);
     }
   }
 
-  private _count(sub: Subscriber, frame: Frame, now: number, events: number): boolean {
-    const ok = sub.stream._writeEvent(frame, now, events);
+  private _count(sub: Subscriber, frame: Frame, events: number): boolean {
+    const ok = sub.stream._writeEvent(frame, events);
     if (ok || !sub.stream.closed) this._stats.bytes += frame.byteLength;
     return ok;
   }
 
   /** Writes one event to one subscriber (replay path); `false` when the client is behind. */
-  private _write(sub: Subscriber, event: AdapterEvent, now: number): boolean {
-    return this._count(sub, this._frameOf(event), now, 1);
+  private _write(sub: Subscriber, event: AdapterEvent): boolean {
+    return this._count(sub, this._frameOf(event), 1);
   }
 
   private _frameOf(event: AdapterEvent): Frame {
@@ -454,7 +452,7 @@ export class Channel<Events extends EventMap = EventMap> extends EventEmitter<{
   /** @internal */
   _expire(now: number): void {
     for (const sub of this._subs) {
-      if (sub.deadline > now) continue;
+      if (sub.deadline === undefined || sub.deadline > now) continue;
       sub.stream.retry(this._lifetimeRetry);
       sub.stream._end("max-lifetime");
     }

@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from "node:http";
+import { ServerResponse, type IncomingMessage } from "node:http";
 import { Heartbeat } from "./heartbeat";
 import { resolveOptions, type SseOptions } from "./options";
 import { SseStream, kStream, type StreamContext, type StreamStats } from "./stream";
@@ -27,7 +27,77 @@ export type SseMiddleware = ((
   stats(): StreamStats;
 };
 
-type ContextResponse = ServerResponse & { [kStream]?: SseStream | undefined };
+/**
+ * A response's slot, `res[kStream]`: the context of the innermost `sse()` that ran for it until
+ * the stream is created, then the stream itself. One slot for both: every property added to a
+ * response costs heap on every response.
+ */
+type SlotResponse = ServerResponse & { [kStream]?: SseStream | StreamContext | undefined };
+
+/**
+ * The `res.sse` getter, one function for every `sse()` instance. It is defined once on Express's
+ * response prototype (`express.response`, which every app's `app.response` inherits, sub-apps
+ * included) rather than on each response: a per-response accessor costs an accessor pair and a
+ * hidden class of its own per response (~100 bytes per open stream). A response that did not pass
+ * through an `sse()` middleware has an empty slot and reads `undefined`, as before.
+ */
+function sseGetter(this: SlotResponse): SseStream | undefined {
+  const slot = this[kStream];
+  if (slot === undefined || slot instanceof SseStream) return slot;
+  if (this.req === undefined) {
+    throw new Error("res.sse is only available on responses of an HTTP server");
+  }
+  return new SseStream(this, slot); // replaces the slot's context with the stream
+}
+
+const SSE_PROPERTY: PropertyDescriptor = { get: sseGetter, configurable: true, enumerable: false };
+
+/** Prototypes known to carry `sseGetter` (directly or through their own prototype). */
+const withGetter = new WeakSet<object>();
+
+/**
+ * Makes `res.sse` reach `sseGetter`. Express responses get it through Express's shared response
+ * prototype, the object of the chain whose own prototype is Node's `ServerResponse.prototype`
+ * (checked once per app prototype). A response straight from `node:http` (no Express), or one
+ * whose chain has someone else's `sse`, gets an own property instead: Node's prototypes are never
+ * modified.
+ */
+function installGetter(res: ServerResponse): void {
+  const proto = Object.getPrototypeOf(res) as object;
+  if (withGetter.has(proto)) {
+    if (Object.getOwnPropertyDescriptor(res, "sse") === undefined) return;
+  } else {
+    const base = expressBase(proto);
+    if (base !== undefined && !Object.prototype.hasOwnProperty.call(base, "sse")) {
+      Object.defineProperty(base, "sse", SSE_PROPERTY);
+    }
+    if (base !== undefined && findGetter(proto) === sseGetter) {
+      withGetter.add(proto);
+      if (Object.getOwnPropertyDescriptor(res, "sse") === undefined) return;
+    }
+  }
+  if (Object.getOwnPropertyDescriptor(res, "sse")?.get !== sseGetter) {
+    Object.defineProperty(res, "sse", SSE_PROPERTY);
+  }
+}
+
+/** The prototype just above Node's `ServerResponse.prototype` (Express's `response`), if any. */
+function expressBase(proto: object): object | undefined {
+  for (let o: object | null = proto; o !== null; o = Object.getPrototypeOf(o) as object | null) {
+    if (o === ServerResponse.prototype) return undefined;
+    if (Object.getPrototypeOf(o) === ServerResponse.prototype) return o;
+  }
+  return undefined;
+}
+
+/** The getter `sse` resolves to along `proto`'s chain, if any. */
+function findGetter(proto: object): unknown {
+  for (let o: object | null = proto; o !== null; o = Object.getPrototypeOf(o) as object | null) {
+    const own = Object.getOwnPropertyDescriptor(o, "sse");
+    if (own !== undefined) return own.get;
+  }
+  return undefined;
+}
 
 /**
  * Express middleware that gives every response a lazy `res.sse` stream.
@@ -51,28 +121,16 @@ export function sse(options?: SseOptions): SseMiddleware {
     stats: { opened: 0, events: 0, bytes: 0, heartbeats: 0, slowClientsDropped: 0, rejected: 0 },
   };
 
-  // The res.sse getter of this instance: one closure per sse() call, not per request, and no
-  // per-request property to find the options (each added property costs heap on every response).
-  function getSse(this: ContextResponse): SseStream {
-    const existing = this[kStream];
-    if (existing !== undefined) return existing;
-    if (this.req === undefined) {
-      throw new Error("res.sse is only available on responses of an HTTP server");
-    }
-    return new SseStream(this.req, this, context);
-  }
-
   function sseMiddleware(
     _req: IncomingMessage,
     res: ServerResponse,
     next: (err?: unknown) => void,
   ): void {
     // A stream that already exists keeps its options; otherwise the innermost sse() wins.
-    if ((res as ContextResponse)[kStream] === undefined) {
-      const own = Object.getOwnPropertyDescriptor(res, "sse");
-      if (own === undefined || own.get !== getSse) {
-        Object.defineProperty(res, "sse", { get: getSse, configurable: true, enumerable: false });
-      }
+    const slotted = res as SlotResponse;
+    if (!(slotted[kStream] instanceof SseStream)) {
+      slotted[kStream] = context;
+      installGetter(res);
     }
     next();
   }

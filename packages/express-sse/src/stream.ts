@@ -89,9 +89,15 @@ const CONNECTING = 0; // created (res.sse touched), headers not sent yet
 const OPEN = 1; // headers sent, writing events
 const CLOSED = 2; // done; every write is a no-op that returns false
 
-/** The response's stream, set by the SseStream constructor; read by the `res.sse` getter. */
+/**
+ * The response's slot: the `sse()` context until the stream exists (middleware.ts), then the
+ * stream, set by the SseStream constructor. Read by the `res.sse` getter.
+ */
 export const kStream = Symbol("sluice.stream");
-type TaggedResponse = ServerResponse & { [kStream]?: SseStream | undefined; flush?: () => void };
+type TaggedResponse = ServerResponse & {
+  [kStream]?: SseStream | StreamContext | undefined;
+  flush?: () => void;
+};
 
 const HEARTBEAT_FRAME = Frame.comment(HEARTBEAT_COMMENT);
 const OPEN_FRAME = ":\n\n";
@@ -110,29 +116,27 @@ export const closingServers = new WeakSet<object>();
  * @see https://html.spec.whatwg.org/multipage/server-sent-events.html
  */
 export class SseStream {
-  /** `Date.now()` of the last write; the heartbeat pings streams idle for a whole interval. */
-  lastWriteAt = 0;
+  /**
+   * @internal Heartbeat checks since the last write: reset by every write, counted up by the
+   * heartbeat (heartbeat.ts), a small integer instead of a timestamp (a boxed number per stream).
+   */
+  _idle = 0;
 
-  private readonly _req: IncomingMessage;
   private readonly _res: TaggedResponse;
   private readonly _ctx: StreamContext;
   private _state: number = CONNECTING;
-  private _reason: StreamClosedError | undefined = undefined;
-  private _controller: AbortController | undefined = undefined;
-  private _callbacks: CloseCallback[] | undefined = undefined;
-  private _drainWaiters: Array<(drained: boolean) => void> | undefined = undefined;
+  /** What few streams use (signal, onClose, drain) and what only a closed one has: on demand. */
+  private _extra: StreamExtras | undefined = undefined;
   /**
    * The socket, when frames can be handed to it directly: a plain HTTP/1.1 chunked response whose
    * `write` nobody wrapped and that has nothing pending. See `_start()`.
    */
   private _socket: Socket | undefined = undefined;
-  private _drainListener: (() => void) | undefined = undefined;
   /** @internal The first channel subscription of this stream (others use onClose). */
   _owner: StreamOwner | undefined = undefined;
 
   /** @internal Use the `sse()` middleware; `res.sse` is the stream. */
-  constructor(req: IncomingMessage, res: ServerResponse, ctx: StreamContext) {
-    this._req = req;
+  constructor(res: ServerResponse, ctx: StreamContext) {
     this._res = res;
     this._ctx = ctx;
     const tagged = res as TaggedResponse;
@@ -151,12 +155,13 @@ export class SseStream {
 
   /** Aborted when the stream closes; `signal.reason` is a {@link StreamClosedError}. */
   get signal(): AbortSignal {
-    if (this._controller === undefined) {
+    const extra = this._more();
+    if (extra.controller === undefined) {
       // Created on first use: most streams never need one, and an AbortController costs memory.
-      this._controller = new AbortController();
-      if (this._reason !== undefined) this._controller.abort(this._reason);
+      extra.controller = new AbortController();
+      if (extra.reason !== undefined) extra.controller.abort(extra.reason);
     }
-    return this._controller.signal;
+    return extra.controller.signal;
   }
 
   /**
@@ -166,7 +171,7 @@ export class SseStream {
   get lastEventId(): string | undefined {
     // From rawHeaders, not req.headers: Node builds the headers object lazily, on first access,
     // and keeps it for the life of the request (~400 bytes per idle stream otherwise).
-    const raw = this._req.rawHeaders;
+    const raw = this._res.req.rawHeaders;
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i] as string;
       if (name.length === 13 && name.toLowerCase() === "last-event-id") return raw[i + 1];
@@ -181,12 +186,12 @@ export class SseStream {
 
   /** Why the stream closed, once it has. */
   get closeReason(): StreamClosedError | undefined {
-    return this._reason;
+    return this._extra?.reason;
   }
 
   /** The request this stream answers. */
   get request(): IncomingMessage {
-    return this._req;
+    return this._res.req;
   }
 
   /**
@@ -216,7 +221,7 @@ export class SseStream {
     const frame = frameEvent(text, options);
     if (this._state !== OPEN && !this._ready()) return false;
     this._ctx.stats.events++;
-    return this._write(frame, Date.now());
+    return this._write(frame);
   }
 
   /**
@@ -226,14 +231,14 @@ export class SseStream {
   comment(text: string): boolean {
     const frame = frameComment(text);
     if (this._state === CLOSED) return false;
-    return this._write(frame, Date.now());
+    return this._write(frame);
   }
 
   /** Tells the client to wait `ms` milliseconds before reconnecting after a disconnect. */
   retry(ms: number): boolean {
     const frame = frameRetry(ms);
     if (this._state === CLOSED) return false;
-    return this._write(frame, Date.now());
+    return this._write(frame);
   }
 
   /**
@@ -246,7 +251,7 @@ export class SseStream {
     }
     if (this._state !== OPEN && !this._ready()) return false;
     this._ctx.stats.events++;
-    return this._write(frame, Date.now());
+    return this._write(frame);
   }
 
   /** Runs the serializer on `data` and checks that it returned a string. */
@@ -277,13 +282,14 @@ export class SseStream {
     const target = this._socket ?? this._res;
     if (!target.writableNeedDrain) return Promise.resolve(true);
     return new Promise<boolean>((resolve) => {
-      if (this._drainWaiters === undefined) {
-        this._drainWaiters = [];
+      const extra = this._more();
+      if (extra.drainWaiters === undefined) {
+        extra.drainWaiters = [];
         // A closure only for streams that wait: most never do.
-        this._drainListener ??= () => this._onDrain();
-        target.on("drain", this._drainListener);
+        extra.drainListener ??= () => this._onDrain();
+        target.on("drain", extra.drainListener);
       }
-      this._drainWaiters.push(resolve);
+      extra.drainWaiters.push(resolve);
     });
   }
 
@@ -309,12 +315,13 @@ export class SseStream {
       throw new TypeError(`onClose() takes a function, got ${describe(fn)}`);
     }
     if (this._state === CLOSED) {
-      process.nextTick(fn, this._reason as StreamClosedError);
+      process.nextTick(fn, this._extra?.reason as StreamClosedError);
       return noop;
     }
-    (this._callbacks ??= []).push(fn);
+    const extra = this._more();
+    (extra.callbacks ??= []).push(fn);
     return () => {
-      const list = this._callbacks;
+      const list = extra.callbacks;
       if (list === undefined) return;
       const i = list.indexOf(fn);
       if (i !== -1) list.splice(i, 1);
@@ -342,21 +349,18 @@ export class SseStream {
   ping(): void {
     if (this._state !== OPEN) return;
     this._ctx.stats.heartbeats++;
-    this._write(HEARTBEAT_FRAME, Date.now());
+    this._write(HEARTBEAT_FRAME);
   }
 
   /** @internal Already-framed events (channel fan-out and replay); `count` events in `frame`. */
-  _writeEvent(frame: Frame, now: number, count = 1): boolean {
+  _writeEvent(frame: Frame, count = 1): boolean {
     if (this._state !== OPEN && !this._ready()) return false;
     this._ctx.stats.events += count;
-    return this._write(frame, now);
+    return this._write(frame);
   }
 
-  /**
-   * @internal Writes already-framed bytes; the one write path. `now` is passed in so that a
-   * broadcast reads the clock once, not once per client.
-   */
-  _write(frame: string | Frame, now: number): boolean {
+  /** @internal Writes already-framed bytes; the one write path. */
+  _write(frame: string | Frame): boolean {
     if (this._state !== OPEN && !this._ready()) return false;
     const socket = this._socket;
     if (socket !== undefined) {
@@ -373,7 +377,7 @@ export class SseStream {
         ok = socket.write(frame.chunk);
         this._ctx.stats.bytes += frame.byteLength;
       }
-      this.lastWriteAt = now;
+      this._idle = 0;
       if (!ok && socket.writableLength > this._ctx.options.maxBufferedBytes)
         return this._overflow();
       return ok;
@@ -382,7 +386,7 @@ export class SseStream {
     if (res.writableEnded || res.destroyed) return this._lost();
     const ok = res.write(typeof frame === "string" ? frame : frame.bytes);
     if (res.flush !== undefined) res.flush(); // compression middleware: push this event out now
-    this.lastWriteAt = now;
+    this._idle = 0;
     this._ctx.stats.bytes +=
       typeof frame === "string" ? Buffer.byteLength(frame) : frame.byteLength;
     if (!ok && res.writableLength > this._ctx.options.maxBufferedBytes) return this._overflow();
@@ -415,8 +419,8 @@ export class SseStream {
   }
 
   private _start(): void {
-    const req = this._req;
     const res = this._res;
+    const req = res.req;
     const { options, heartbeat } = this._ctx;
     if (res.headersSent) {
       throw new Error(
@@ -463,8 +467,6 @@ export class SseStream {
       res.end();
       return;
     }
-    const now = Date.now();
-    this.lastWriteAt = now;
     // Headers alone are not enough: some proxies (nginx over HTTP/2, some CDNs) forward a
     // response's headers only with its first body bytes, so the browser's `open` would wait for
     // the first event. The stream therefore starts with a first frame: the retry field if one is
@@ -482,7 +484,7 @@ export class SseStream {
     ) {
       this._socket = socket;
     }
-    this._write(first, now);
+    this._write(first);
     if (res.flush !== undefined) res.flush();
   }
 
@@ -496,16 +498,17 @@ export class SseStream {
     this._ctx.heartbeat.delete(this);
 
     const reason = new StreamClosedError(type);
-    this._reason = reason;
-    if (this._drainWaiters !== undefined) {
-      if (this._drainListener !== undefined) {
-        (this._socket ?? res).removeListener("drain", this._drainListener);
+    const extra = this._more();
+    extra.reason = reason;
+    if (extra.drainWaiters !== undefined) {
+      if (extra.drainListener !== undefined) {
+        (this._socket ?? res).removeListener("drain", extra.drainListener);
       }
-      const waiters = this._drainWaiters;
-      this._drainWaiters = undefined;
+      const waiters = extra.drainWaiters;
+      extra.drainWaiters = undefined;
       for (const resolve of waiters) resolve(false);
     }
-    if (this._controller !== undefined) this._controller.abort(reason);
+    if (extra.controller !== undefined) extra.controller.abort(reason);
     const owner = this._owner;
     if (owner !== undefined) {
       this._owner = undefined;
@@ -515,8 +518,8 @@ export class SseStream {
         process.nextTick(rethrow, err);
       }
     }
-    const callbacks = this._callbacks;
-    this._callbacks = undefined;
+    const callbacks = extra.callbacks;
+    extra.callbacks = undefined;
     if (callbacks !== undefined) {
       for (const fn of callbacks) {
         try {
@@ -530,28 +533,43 @@ export class SseStream {
     }
   }
 
+  /** The stream's rarely used state, created on first use. */
+  private _more(): StreamExtras {
+    return (this._extra ??= new StreamExtras());
+  }
+
   /** Resolves the drain() waiters. */
   private _onDrain(): void {
-    const waiters = this._drainWaiters;
-    if (waiters === undefined) return;
-    this._drainWaiters = undefined;
-    if (this._drainListener !== undefined) {
-      (this._socket ?? this._res).removeListener("drain", this._drainListener);
+    const extra = this._extra;
+    const waiters = extra?.drainWaiters;
+    if (extra === undefined || waiters === undefined) return;
+    extra.drainWaiters = undefined;
+    if (extra.drainListener !== undefined) {
+      (this._socket ?? this._res).removeListener("drain", extra.drainListener);
     }
     for (const resolve of waiters) resolve(true);
   }
 }
 
+/** The part of a stream's state that most streams never need (see `SseStream#_extra`). */
+class StreamExtras {
+  reason: StreamClosedError | undefined = undefined;
+  controller: AbortController | undefined = undefined;
+  callbacks: CloseCallback[] | undefined = undefined;
+  drainWaiters: Array<(drained: boolean) => void> | undefined = undefined;
+  drainListener: (() => void) | undefined = undefined;
+}
+
 function resOnClose(this: TaggedResponse): void {
   const stream = this[kStream];
-  if (stream !== undefined) stream._finalize("client-disconnected");
+  if (stream instanceof SseStream) stream._finalize("client-disconnected");
 }
 
 function resOnError(this: TaggedResponse): void {
   // Socket errors (ECONNRESET, EPIPE) mean the client is gone; 'close' follows. Handling 'error'
   // here keeps one dead client from becoming an uncaught exception.
   const stream = this[kStream];
-  if (stream !== undefined) stream._finalize("client-disconnected");
+  if (stream instanceof SseStream) stream._finalize("client-disconnected");
 }
 
 function rethrow(err: unknown): never {

@@ -4,13 +4,17 @@ import { sse } from "../src";
 import { collectEvents } from "../src/testing";
 import { closeAllServers } from "./helpers/server";
 
-function fakeStream(lastWriteAt = 0): Pingable & { pings: number[] } {
+/** A stream as the heartbeat sees it; `write()` is what every real write does to `_idle`. */
+function fakeStream(): Pingable & { pings: number[]; write(): void } {
   const stream = {
-    lastWriteAt,
+    _idle: 0,
     pings: [] as number[],
     ping() {
       stream.pings.push(Date.now());
-      stream.lastWriteAt = Date.now();
+      stream._idle = 0;
+    },
+    write() {
+      stream._idle = 0;
     },
   };
   return stream;
@@ -20,31 +24,50 @@ describe("Heartbeat", () => {
   beforeEach(() => jest.useFakeTimers({ now: 0 }));
   afterEach(() => jest.useRealTimers());
 
-  test("pings a stream once it has been idle for a whole interval", () => {
+  test("pings a stream once it has been idle for a whole interval (checks every quarter)", () => {
     const hb = new Heartbeat(1000);
-    const s = fakeStream(0);
+    const s = fakeStream();
     hb.add(s);
-    jest.advanceTimersByTime(999);
+    // Opened at t=0, the fifth check (t=1250) is the first with a whole interval of silence
+    // behind it whatever the write's position between two checks; the ping is a write.
+    jest.advanceTimersByTime(1249);
     expect(s.pings).toEqual([]);
     jest.advanceTimersByTime(1);
-    expect(s.pings).toEqual([1000]);
-    jest.advanceTimersByTime(3000);
-    expect(s.pings).toEqual([1000, 2000, 3000, 4000]);
+    expect(s.pings).toEqual([1250]);
+    jest.advanceTimersByTime(3750);
+    expect(s.pings).toEqual([1250, 2500, 3750, 5000]);
     hb.delete(s);
   });
 
+  test.each([0, 1, 100, 249])(
+    "a stream last written %i ms after a check is pinged after 1 to 1.25 intervals of silence",
+    (offset) => {
+      const hb = new Heartbeat(1000);
+      const s = fakeStream();
+      hb.add(s);
+      jest.advanceTimersByTime(offset);
+      s.write();
+      jest.advanceTimersByTime(2000);
+      const silence = (s.pings[0] as number) - offset;
+      expect(silence).toBeGreaterThanOrEqual(1000);
+      expect(silence).toBeLessThanOrEqual(1250);
+      hb.delete(s);
+    },
+  );
+
   test("never pings a stream that keeps writing, and stays silent at most 1.25 x interval", () => {
     const hb = new Heartbeat(1000);
-    const busy = fakeStream(0);
-    const idleAfterWrite = fakeStream(100); // last wrote at t=100
+    const busy = fakeStream();
+    const idleAfterWrite = fakeStream();
     hb.add(busy);
     hb.add(idleAfterWrite);
-    for (let t = 0; t < 5000; t += 200) {
-      jest.advanceTimersByTime(200);
-      busy.lastWriteAt = Date.now();
+    for (let t = 0; t < 5000; t += 100) {
+      jest.advanceTimersByTime(100);
+      busy.write();
+      if (t === 0) idleAfterWrite.write(); // its last write, at t=100
     }
     expect(busy.pings).toEqual([]);
-    // first check at which now - 1000 >= 100 is t=1250: silence of 1150 ms <= 1250 ms
+    // written at t=100: checks at 250, 500, 750, 1000, then the ping at 1250: 1150 ms of silence
     expect(idleAfterWrite.pings[0]).toBe(1250);
     hb.delete(busy);
     hb.delete(idleAfterWrite);
@@ -77,11 +100,11 @@ describe("Heartbeat", () => {
   test("a stream closed by its own ping is removed without disturbing the others", () => {
     const hb = new Heartbeat(1000);
     const others = [fakeStream(), fakeStream()];
-    const dying: Pingable = { lastWriteAt: 0, ping: () => hb.delete(dying) };
+    const dying: Pingable = { _idle: 0, ping: () => hb.delete(dying) };
     hb.add(others[0]!);
     hb.add(dying);
     hb.add(others[1]!);
-    jest.advanceTimersByTime(1000);
+    jest.advanceTimersByTime(1250);
     expect(hb.size).toBe(2);
     expect(others.map((s) => s.pings.length)).toEqual([1, 1]);
     for (const s of others) hb.delete(s);
