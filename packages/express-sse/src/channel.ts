@@ -84,7 +84,13 @@ type PublishArgs<Events extends EventMap, E extends keyof Events & string> = E e
 const MAX_LAST_EVENT_ID = 256;
 const DEFAULT_LIFETIME_RETRY = 1000;
 
-class Subscriber implements StreamOwner {
+/**
+ * What a subscriber needs beyond its stream: a filter, a replay in progress, a resume boundary or a
+ * `maxLifetime` deadline. Most subscribers need none of it, and the channel's map holds `null` for
+ * them: an object per subscriber would cost ~70 bytes per open connection. A resumed subscriber
+ * drops its state once live (see `_settle`).
+ */
+class Subscription {
   /** Events that arrived while history was being replayed; `undefined` once live. */
   pending: AdapterEvent[] | undefined = undefined;
   /** Skip live events at or before this id (the end of the replay or the reset). */
@@ -92,14 +98,9 @@ class Subscriber implements StreamOwner {
   /** `Date.now()` past which `maxLifetime` closes the stream; `undefined` without one. */
   deadline: number | undefined = undefined;
   constructor(
-    readonly channel: Channel<never>,
     readonly stream: SseStream,
     readonly filter: ((event: ChannelEvent) => boolean) | undefined,
   ) {}
-
-  _streamClosed(reason: StreamClosedError): void {
-    this.channel._leave(this, reason);
-  }
 }
 
 /**
@@ -113,18 +114,22 @@ class Subscriber implements StreamOwner {
  *   res.status(202).json({ id: await chat.publish(req.body) });
  * });
  */
-export class Channel<Events extends EventMap = EventMap> extends EventEmitter<{
-  join: [stream: SseStream];
-  leave: [stream: SseStream, reason: StreamClosedError];
-  error: [error: Error];
-}> {
+export class Channel<Events extends EventMap = EventMap>
+  extends EventEmitter<{
+    join: [stream: SseStream];
+    leave: [stream: SseStream, reason: StreamClosedError];
+    error: [error: Error];
+  }>
+  implements StreamOwner
+{
   readonly name: string;
   private readonly _adapter: AdapterChannel;
   private readonly _serialize: Serializer;
   private readonly _query: string | undefined;
   private readonly _maxLifetime: number;
   private readonly _lifetimeRetry: number;
-  private readonly _subs = new Set<Subscriber>();
+  /** Every subscribed stream, with its subscription state when it needs one. */
+  private readonly _subs = new Map<SseStream, Subscription | null>();
   /** Events of the current tick, written together by `_flush()`. */
   private _batch: AdapterEvent[] = [];
   private readonly _flushTask = (): void => this._flush();
@@ -244,24 +249,31 @@ export class Channel<Events extends EventMap = EventMap> extends EventEmitter<{
       throw new TypeError(`The "filter" option must be a function, got ${describe(filter)}`);
     }
     if (this._closed) throw new Error(`Channel "${this.name}" is closed`);
+    if (this._subs.has(stream)) {
+      throw new Error(`This stream is already subscribed to channel "${this.name}"`);
+    }
     if (stream.closed) return Promise.resolve();
     stream.start();
     if (stream.closed) return Promise.resolve(); // HEAD, or 503 past maxConnections
 
-    const sub = new Subscriber(this as unknown as Channel<never>, stream, filter);
-    this._subs.add(sub);
+    const lastId = this._lastEventId(stream);
+    const lifetime = this._maxLifetime !== Infinity;
+    const sub =
+      filter !== undefined || lastId !== undefined || lifetime
+        ? new Subscription(stream, filter)
+        : null;
+    this._subs.set(stream, sub);
     // The stream's owner slot costs no closure; a stream on several channels uses onClose for
     // the others.
-    if (stream._owner === undefined) stream._owner = sub;
-    else stream.onClose((reason) => this._leave(sub, reason));
-    if (this._maxLifetime !== Infinity) {
-      sub.deadline = Date.now() + this._maxLifetime * (0.8 + Math.random() * 0.2);
+    if (stream._owner === undefined) stream._owner = this;
+    else stream.onClose((reason) => this._leave(stream, reason));
+    if (lifetime) {
+      sub!.deadline = Date.now() + this._maxLifetime * (0.8 + Math.random() * 0.2);
       this._startSweep();
     }
     this.emit("join", stream);
 
-    const lastId = this._lastEventId(stream);
-    if (lastId === undefined) return Promise.resolve();
+    if (lastId === undefined || sub === null) return Promise.resolve();
     sub.pending = [];
     let result: HistoryResult | Promise<HistoryResult>;
     try {
@@ -288,7 +300,7 @@ export class Channel<Events extends EventMap = EventMap> extends EventEmitter<{
   async close(): Promise<void> {
     if (this._closed) return;
     this._closed = true;
-    for (const sub of [...this._subs]) sub.stream.close();
+    for (const stream of [...this._subs.keys()]) stream.close();
     this._stopSweep();
     await this._adapter.close();
   }
@@ -303,7 +315,7 @@ export class Channel<Events extends EventMap = EventMap> extends EventEmitter<{
     return new URLSearchParams(url.slice(q + 1)).get(this._query) ?? undefined;
   }
 
-  private async _replay(sub: Subscriber, result: HistoryResult): Promise<void> {
+  private async _replay(sub: Subscription, result: HistoryResult): Promise<void> {
     const stream = sub.stream;
     if (stream.closed) return;
     if (result.kind === "events") {
@@ -340,9 +352,23 @@ export class Channel<Events extends EventMap = EventMap> extends EventEmitter<{
       }
     }
     sub.pending = undefined;
+    this._settle(sub);
   }
 
-  private _replayFailed(sub: Subscriber, err: unknown): void {
+  /** Drops a subscription's state once it holds nothing but defaults: the subscriber is live. */
+  private _settle(sub: Subscription): void {
+    if (
+      sub.pending === undefined &&
+      sub.after === undefined &&
+      sub.filter === undefined &&
+      sub.deadline === undefined &&
+      this._subs.get(sub.stream) === sub
+    ) {
+      this._subs.set(sub.stream, null); // an existing key: same place in the iteration order
+    }
+  }
+
+  private _replayFailed(sub: Subscription, err: unknown): void {
     // The stream cannot be resumed correctly; close it so the client retries (and resumes) later.
     this._report(err);
     sub.stream.close();
@@ -368,39 +394,46 @@ export class Channel<Events extends EventMap = EventMap> extends EventEmitter<{
     if (events.length === 0) return;
     this._batch = [];
     let shared: Frame | undefined;
-    for (const sub of this._subs) {
-      if (sub.pending !== undefined) {
-        for (const event of events) sub.pending.push(event);
-        continue;
-      }
-      if (sub.after === undefined && sub.filter === undefined) {
-        shared ??= Frame.concat(events.map((e) => this._frameOf(e)));
-        this._count(sub, shared, events.length);
-        continue;
-      }
-      // Per-subscriber path: resume boundary and filter decide event by event.
-      const frames: Frame[] = [];
-      for (const event of events) {
-        if (sub.after !== undefined) {
-          if (this._adapter.compare(event.id, sub.after) <= 0) continue;
-          sub.after = undefined;
+    for (const [stream, sub] of this._subs) {
+      if (sub !== null) {
+        if (sub.pending !== undefined) {
+          for (const event of events) sub.pending.push(event); // written after the replay
+          continue;
         }
-        if (sub.filter !== undefined && !this._passes(sub, event)) continue;
-        frames.push(this._frameOf(event));
+        if (sub.after !== undefined || sub.filter !== undefined) {
+          this._deliverEach(sub, events);
+          continue;
+        }
       }
-      if (frames.length > 0) this._count(sub, Frame.concat(frames), frames.length);
+      shared ??= Frame.concat(events.map((e) => this._frameOf(e)));
+      this._count(stream, shared, events.length);
     }
   }
 
-  private _count(sub: Subscriber, frame: Frame, events: number): boolean {
-    const ok = sub.stream._writeEvent(frame, events);
-    if (ok || !sub.stream.closed) this._stats.bytes += frame.byteLength;
+  /** The per-subscriber path: the resume boundary and the filter decide event by event. */
+  private _deliverEach(sub: Subscription, events: readonly AdapterEvent[]): void {
+    const frames: Frame[] = [];
+    for (const event of events) {
+      if (sub.after !== undefined) {
+        if (this._adapter.compare(event.id, sub.after) <= 0) continue;
+        sub.after = undefined;
+        this._settle(sub);
+      }
+      if (sub.filter !== undefined && !this._passes(sub, event)) continue;
+      frames.push(this._frameOf(event));
+    }
+    if (frames.length > 0) this._count(sub.stream, Frame.concat(frames), frames.length);
+  }
+
+  private _count(stream: SseStream, frame: Frame, events: number): boolean {
+    const ok = stream._writeEvent(frame, events);
+    if (ok || !stream.closed) this._stats.bytes += frame.byteLength;
     return ok;
   }
 
   /** Writes one event to one subscriber (replay path); `false` when the client is behind. */
-  private _write(sub: Subscriber, event: AdapterEvent): boolean {
-    return this._count(sub, this._frameOf(event), 1);
+  private _write(sub: Subscription, event: AdapterEvent): boolean {
+    return this._count(sub.stream, this._frameOf(event), 1);
   }
 
   private _frameOf(event: AdapterEvent): Frame {
@@ -412,7 +445,7 @@ export class Channel<Events extends EventMap = EventMap> extends EventEmitter<{
     return frame;
   }
 
-  private _passes(sub: Subscriber, event: AdapterEvent): boolean {
+  private _passes(sub: Subscription, event: AdapterEvent): boolean {
     try {
       return sub.filter!({
         id: event.id,
@@ -426,13 +459,19 @@ export class Channel<Events extends EventMap = EventMap> extends EventEmitter<{
     }
   }
 
-  /** @internal */
-  _leave(sub: Subscriber, reason: StreamClosedError): void {
-    if (!this._subs.delete(sub)) return;
-    sub.pending = undefined;
+  /** @internal A subscribed stream closed (the stream's owner slot). */
+  _streamClosed(stream: SseStream, reason: StreamClosedError): void {
+    this._leave(stream, reason);
+  }
+
+  private _leave(stream: SseStream, reason: StreamClosedError): void {
+    const sub = this._subs.get(stream);
+    if (sub === undefined) return;
+    this._subs.delete(stream);
+    if (sub !== null) sub.pending = undefined; // ends a replay in progress
     if (reason.type === "max-buffered-bytes") this._stats.slowClientsDropped++;
     if (this._subs.size === 0) this._stopSweep();
-    this.emit("leave", sub.stream, reason);
+    this.emit("leave", stream, reason);
   }
 
   /** One unref'd timer per channel (not per subscriber) enforces `maxLifetime`. */
@@ -451,10 +490,10 @@ export class Channel<Events extends EventMap = EventMap> extends EventEmitter<{
 
   /** @internal */
   _expire(now: number): void {
-    for (const sub of this._subs) {
-      if (sub.deadline === undefined || sub.deadline > now) continue;
-      sub.stream.retry(this._lifetimeRetry);
-      sub.stream._end("max-lifetime");
+    for (const [stream, sub] of this._subs) {
+      if (sub?.deadline === undefined || sub.deadline > now) continue;
+      stream.retry(this._lifetimeRetry);
+      stream._end("max-lifetime");
     }
   }
 

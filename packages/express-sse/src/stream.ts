@@ -81,7 +81,7 @@ type CloseCallback = (reason: StreamClosedError) => void;
 
 /** @internal Told first when the stream closes (a channel's subscriber: no closure needed). */
 export interface StreamOwner {
-  _streamClosed(reason: StreamClosedError): void;
+  _streamClosed(stream: SseStream, reason: StreamClosedError): void;
 }
 
 // States, as in ws: an integer, not a handful of booleans.
@@ -513,7 +513,7 @@ export class SseStream {
     if (owner !== undefined) {
       this._owner = undefined;
       try {
-        owner._streamClosed(reason);
+        owner._streamClosed(this, reason);
       } catch (err) {
         process.nextTick(rethrow, err);
       }

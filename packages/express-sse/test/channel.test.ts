@@ -200,6 +200,36 @@ describe("Channel", () => {
       );
     });
 
+    test("subscribing one stream twice to a channel throws; the stream still gets each event once", async () => {
+      const channel = new Channel("twice");
+      const thrown = deferred<unknown>();
+      const app = express();
+      app.use(sse());
+      app.get("/c", (_req, res) => {
+        void channel.subscribe(res);
+        try {
+          void channel.subscribe(res);
+        } catch (err) {
+          thrown.resolve(err);
+        }
+      });
+      const { url } = await listen(app);
+      const client = recorder(`${url}/c`);
+      try {
+        expect(await thrown.promise).toEqual(
+          new Error('This stream is already subscribed to channel "twice"'),
+        );
+        await waitFor(() => channel.size === 1, { what: "one subscriber" });
+        await channel.publish("a");
+        await channel.publish("b");
+        await waitFor(() => client.received.length >= 2, { what: "two events" });
+        await sleep(20);
+        expect(client.received.map((e) => e.data)).toEqual(["a", "b"]);
+      } finally {
+        client.es.close();
+      }
+    });
+
     test("join and leave fire once per subscriber; size and stats follow", async () => {
       const channel = new Channel("presence");
       const joins: SseStream[] = [];

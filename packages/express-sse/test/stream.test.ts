@@ -1,4 +1,5 @@
 import type { Request, Response } from "express";
+import { ServerResponse, type IncomingMessage } from "node:http";
 import { EventSource } from "eventsource";
 import { sse, SseStream, StreamClosedError, Frame } from "../src";
 import { collectEvents } from "../src/testing";
@@ -137,6 +138,34 @@ describe.each(EXPRESS_VERSIONS)("SseStream on %s", (_name, express) => {
       app.get("/s", sse({ retry: 2000 }), (_req, res) => res.sse.send("a"));
       const { retries } = await collectEvents(app, { path: "/s", count: 1 });
       expect(retries).toEqual([2000]);
+    });
+
+    test("res.sse reaches sub-apps mounted after sse(); routes it never ran for read undefined", async () => {
+      const app = express();
+      const seen: Record<string, unknown> = {};
+      app.get("/before", (_req, res) => {
+        seen["before"] = (res as { sse?: unknown }).sse;
+        res.end();
+      });
+      app.use(sse({ retry: 1000 }));
+      const sub = express(); // Express gives a sub-app its own response prototype
+      sub.get("/s", (_req, res) => {
+        // No own `sse` on an Express response: the getter lives on Express's shared prototype.
+        seen["own"] = Object.getOwnPropertyDescriptor(res, "sse");
+        res.sse.send("from the sub-app");
+      });
+      app.use("/sub", sub);
+      const { url } = await listen(app);
+
+      await fetch(`${url}/before`);
+      expect(seen["before"]).toBeUndefined();
+      const { events, retries } = await collectEvents(app, { path: "/sub/s", count: 1 });
+      expect(events.map((e) => e.data)).toEqual(["from the sub-app"]);
+      expect(retries).toEqual([1000]);
+      expect(seen["own"]).toBeUndefined();
+      // Still undefined once the getter is installed: that route's request never passed sse().
+      await fetch(`${url}/before`);
+      expect(seen["before"]).toBeUndefined();
     });
   });
 
@@ -428,6 +457,18 @@ describe.each(EXPRESS_VERSIONS)("SseStream on %s", (_name, express) => {
         es2.close();
       }
     });
+  });
+});
+
+describe("sse() without Express", () => {
+  test("a bare node:http response gets res.sse; Node's own prototype is left alone", async () => {
+    const middleware = sse({ retry: 500 });
+    const handler = (req: IncomingMessage, res: ServerResponse) =>
+      middleware(req, res, () => (res as unknown as { sse: SseStream }).sse.send("bare"));
+    const { events, retries } = await collectEvents(handler, { count: 1 });
+    expect(events.map((e) => e.data)).toEqual(["bare"]);
+    expect(retries).toEqual([500]);
+    expect(Object.getOwnPropertyDescriptor(ServerResponse.prototype, "sse")).toBeUndefined();
   });
 });
 
