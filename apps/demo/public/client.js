@@ -452,3 +452,231 @@ progressCancel.addEventListener("click", () => {
   closeSource("progress");
   setProgress(Number(bar.value), "cancelled", `Cancelled at ${bar.value}%`);
 });
+
+// ---------------------------------------------------------------------------------------------
+// Private notifications. Signing in sets an HttpOnly session cookie (the script never sees it).
+// EventSource cannot send an Authorization header, so the page trades the cookie for a stream
+// token that lives a minute (POST /api/stream-token) and puts it in the URL. The browser's own
+// reconnects reuse that URL; once the token has expired the server answers 401, which is final
+// for EventSource (readyState CLOSED). Then the page mints a new token and opens a new
+// EventSource with &lastEventId=<last id seen>, so the server replays what was missed.
+// ---------------------------------------------------------------------------------------------
+const PRIVATE_USER_KEY = "sluice-demo-private-user";
+const PRIVATE_MAX = 200;
+const privateList = $("private-notifications");
+const privateLoginForm = $("private-login-form");
+const privateUserInput = $("private-user");
+const privateLogin = $("private-login");
+const privateSession = $("private-session");
+const privateNotifyForm = $("private-notify-form");
+const privateTo = $("private-to");
+const privateText = $("private-text");
+const privateSend = $("private-send");
+const privateError = $("private-error");
+const privateNote = $("private-note");
+
+let privateUser = null; // signed in as
+let privateLastId = ""; // newest id seen: where a new EventSource resumes
+let privateFailures = 0; // reopenings in a row that did not get to `open`, for the backoff
+let privateTimer;
+
+/** POSTs JSON (or nothing) and returns the response with its parsed JSON body ({} if none). */
+async function postJson(path, body) {
+  const res = await fetch(path, {
+    method: "POST",
+    headers: body === undefined ? {} : { "Content-Type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const data = await res.json().catch(() => ({}));
+  return { res, data };
+}
+
+function addPrivateItem(li) {
+  privateList.prepend(li); // newest first
+  while (privateList.childElementCount > PRIVATE_MAX) privateList.lastElementChild.remove();
+}
+
+function showSignedIn({ user, expiresAt }) {
+  privateUser = user;
+  $("private-whoami").textContent = user;
+  privateLoginForm.hidden = true;
+  privateSession.hidden = false;
+  privateNotifyForm.hidden = false;
+  if (!privateTo.value) privateTo.value = user; // sending to yourself is the quickest try
+  showTokenExpiry(expiresAt);
+}
+
+function showSignedOut(message = "") {
+  privateUser = null;
+  privateLastId = "";
+  clearTimeout(privateTimer);
+  closeSource("private");
+  localStorage.removeItem(PRIVATE_USER_KEY);
+  privateLoginForm.hidden = false;
+  privateSession.hidden = true;
+  privateNotifyForm.hidden = true;
+  privateList.replaceChildren(); // someone else may sign in on this page next
+  $("private-token-expires").textContent = "—";
+  $("last-id-private").textContent = "—";
+  privateError.textContent = message;
+}
+
+function showTokenExpiry(iso) {
+  $("private-token-expires").textContent = new Date(iso).toLocaleTimeString([], { hour12: false });
+}
+
+/**
+ * Browsers open at most six HTTP/1.1 connections per origin and five of the page's streams stay
+ * open: a sixth would leave none for the POSTs (sending would hang). Directly on port 3000 the
+ * private stream therefore takes the ticker's place; over HTTP/2 (nginx) all share one connection.
+ */
+function makeRoomForPrivate() {
+  const nav = performance.getEntriesByType("navigation")[0];
+  if (!/^http\/1/.test(nav?.nextHopProtocol ?? "") || !panel("ticker").source) return;
+  tickerToggle.click();
+  privateNote.hidden = false;
+  privateNote.textContent =
+    "HTTP/1.1 allows six connections per origin: the ticker was paused to make room for this stream.";
+}
+
+/** Opens the private stream with `token`; `reopening`: after the previous one was refused. */
+function openPrivate(token, reopening) {
+  const old = panel("private").source;
+  if (old) old.close();
+  if (!reopening) makeRoomForPrivate();
+  const query = new URLSearchParams({ token });
+  if (privateLastId) query.set("lastEventId", privateLastId);
+  const source = new EventSource(`/api/me/events?${query}`);
+  source.addEventListener("open", () => {
+    privateFailures = 0;
+    // A new EventSource after a refusal is a reconnect too, as the panel counts them.
+    if (reopening) {
+      reopening = false;
+      const p = panel("private");
+      p.reconnects++;
+      $("reconnects-private").textContent = String(p.reconnects);
+    }
+  });
+  source.addEventListener("error", () => {
+    // CONNECTING: the browser retries by itself. CLOSED: it gave up (401 once the token has
+    // expired, 503 when the server is busy or restarting): mint a token and open a new one.
+    if (source.readyState === EventSource.CLOSED && panel("private").source === source) {
+      schedulePrivateReopen();
+    }
+  });
+  track("private", source, {
+    notification({ from, text, at }, e) {
+      privateLastId = e.lastEventId;
+      const li = document.createElement("li");
+      li.dataset.id = e.lastEventId;
+      const who = document.createElement("span");
+      who.className = "who";
+      who.textContent = from;
+      const body = document.createElement("span");
+      body.className = "text";
+      body.textContent = text; // textContent: user text is never HTML
+      const time = document.createElement("time");
+      time.dateTime = at;
+      time.textContent = new Date(at).toLocaleTimeString([], {
+        hour: "2-digit",
+        minute: "2-digit",
+      });
+      li.append(who, body, time);
+      addPrivateItem(li);
+    },
+    reset(_data, e) {
+      if (e.lastEventId) privateLastId = e.lastEventId;
+      const li = document.createElement("li");
+      li.className = "notice";
+      li.textContent = "Some notifications were missed while disconnected.";
+      addPrivateItem(li);
+    },
+  });
+}
+
+/** At once the first time (the usual case: the token expired), then after 1, 2, 4 … 30 s. */
+function schedulePrivateReopen() {
+  clearTimeout(privateTimer);
+  const wait = privateFailures === 0 ? 0 : Math.min(30_000, 1000 * 2 ** (privateFailures - 1));
+  privateFailures++;
+  privateTimer = setTimeout(reopenPrivate, wait);
+}
+
+/** Mints a token with the session cookie and (re)opens the stream; signs out on 401. */
+async function reopenPrivate() {
+  if (!privateUser) return;
+  try {
+    const { res, data } = await postJson("/api/stream-token");
+    if (!privateUser) return; // signed out meanwhile
+    if (res.status === 401) {
+      showSignedOut("Your session has expired: sign in again.");
+      return;
+    }
+    if (!res.ok) throw new Error(data.error ?? `HTTP ${res.status}`);
+    showSignedIn(data);
+    openPrivate(data.token, panel("private").source !== null);
+  } catch {
+    schedulePrivateReopen();
+  }
+}
+
+privateLoginForm.addEventListener("submit", async (e) => {
+  e.preventDefault();
+  privateError.textContent = "";
+  privateLogin.disabled = true;
+  try {
+    const { res, data } = await postJson("/api/login", { user: privateUserInput.value });
+    if (res.ok) {
+      localStorage.setItem(PRIVATE_USER_KEY, data.user);
+      privateLastId = "";
+      privateFailures = 0;
+      showSignedIn(data);
+      openPrivate(data.token, false);
+      privateText.focus();
+    } else {
+      privateError.textContent = data.error ?? `HTTP ${res.status}`;
+    }
+  } catch {
+    privateError.textContent = "Network error: not signed in.";
+  } finally {
+    privateLogin.disabled = false;
+  }
+});
+
+$("private-logout").addEventListener("click", async () => {
+  // Signed out on the page whatever the server says; the cookie is the server's to clear.
+  showSignedOut();
+  await postJson("/api/logout").catch(() => undefined);
+});
+
+privateNotifyForm.addEventListener("submit", async (e) => {
+  e.preventDefault();
+  privateError.textContent = "";
+  privateSend.disabled = true;
+  try {
+    const { res, data } = await postJson("/api/me/notify", {
+      to: privateTo.value,
+      text: privateText.value,
+    });
+    if (res.ok) {
+      privateText.value = "";
+    } else if (res.status === 401) {
+      showSignedOut("Your session has expired: sign in again.");
+    } else {
+      privateError.textContent = data.error ?? `HTTP ${res.status}`;
+    }
+  } catch {
+    privateError.textContent = "Network error: the notification was not sent.";
+  } finally {
+    privateSend.disabled = false;
+    privateText.focus();
+  }
+});
+
+// Signed in on an earlier visit: the cookie may still be valid (8 hours). Only then ask, so a
+// first visit makes no request that is bound to fail.
+privateUserInput.value = localStorage.getItem(PRIVATE_USER_KEY) ?? chatUser.value;
+if (localStorage.getItem(PRIVATE_USER_KEY)) {
+  privateUser = localStorage.getItem(PRIVATE_USER_KEY);
+  reopenPrivate();
+}

@@ -1,13 +1,16 @@
 import path from "node:path";
 import express, { type Express, type NextFunction, type Request, type Response } from "express";
-import type { Adapter, SseOptions } from "@sluice/express-sse";
+import type { Adapter, ChannelStats, SseOptions } from "@sluice/express-sse";
 import type { Registry } from "prom-client";
+import { mountLogin } from "./auth/login";
+import { checkSecret, randomSecret } from "./auth/token";
 import { mountChat, type ChatFeed } from "./feeds/chat";
 import { mountClientCount, type ClientCountFeed } from "./feeds/client-count";
 import { mountClock } from "./feeds/clock";
 import { mountDemo } from "./feeds/demo";
 import type { Feed, StreamName } from "./feeds/feed";
 import { mountMetrics } from "./feeds/metrics";
+import { mountPrivate, type PrivateFeed } from "./feeds/private";
 import { mountProgress, type ProgressFeed } from "./feeds/progress";
 import { mountTicker, type TickerFeed } from "./feeds/ticker";
 import { mountUpdates, type UpdatesFeed } from "./feeds/updates";
@@ -33,6 +36,28 @@ export interface DemoOptions {
    * `src/main.ts` passes a Redis adapter when `REDIS_URL` is set, so replicas share them.
    */
   adapter?: Adapter;
+  /**
+   * Signs session cookies and stream tokens (HMAC-SHA256), at least 32 characters. Every replica
+   * behind one load balancer needs the same one. `src/main.ts` passes `STREAM_SECRET`.
+   * @defaultValue a random secret for this app only
+   */
+  streamSecret?: string;
+  /** Lifetime of a stream token (`?token=` of `/api/me/events`), ms. @defaultValue 60000 */
+  streamTokenTtlMs?: number;
+  /** Lifetime of the session cookie, ms. @defaultValue 28800000 (8 h) */
+  sessionTtlMs?: number;
+  /**
+   * A user's channel with no subscriber and no publish for this long is closed (ms).
+   * @defaultValue 600000 (10 min)
+   */
+  userChannelIdleMs?: number;
+  /** Per-user channels open at most (the least recently used idle one makes room). @defaultValue 1000 */
+  maxUserChannels?: number;
+  /**
+   * A private stream is closed after this long (×0.8–1.0) and reconnects, so it re-authenticates
+   * (a whole number of ms: it is the channels' `maxLifetime`). @defaultValue 900000 (15 min)
+   */
+  privateStreamLifetimeMs?: number;
 }
 
 /** Every feed, for tests and for the metrics. */
@@ -44,6 +69,7 @@ export interface DemoFeeds {
   updates: UpdatesFeed;
   ticker: TickerFeed;
   progress: ProgressFeed;
+  private: PrivateFeed;
 }
 
 /** The Express app, plus what it owns besides routes. */
@@ -74,6 +100,12 @@ export function createApp(options: DemoOptions = {}): DemoApp {
     heartbeatMs = 15_000,
     retryMs = 3_000,
     adapter,
+    streamSecret = randomSecret(),
+    streamTokenTtlMs = 60_000,
+    sessionTtlMs = 8 * 60 * 60_000,
+    userChannelIdleMs = 10 * 60_000,
+    maxUserChannels = 1000,
+    privateStreamLifetimeMs = 15 * 60_000,
   } = options;
   positive("tickMs", tickMs);
   positive("tickerIntervalMs", tickerIntervalMs);
@@ -85,6 +117,12 @@ export function createApp(options: DemoOptions = {}): DemoApp {
   if (updateMax < updateMin) {
     throw new RangeError(`"updateIntervalMs" must be [min, max] with min <= max`);
   }
+  const secret = checkSecret(streamSecret);
+  positive("streamTokenTtlMs", streamTokenTtlMs);
+  positive("sessionTtlMs", sessionTtlMs);
+  positive("userChannelIdleMs", userChannelIdleMs);
+  positiveInteger("privateStreamLifetimeMs", privateStreamLifetimeMs);
+  positiveInteger("maxUserChannels", maxUserChannels);
   const sse: SseOptions = { heartbeat: heartbeatMs, retry: retryMs };
 
   const app = express();
@@ -103,6 +141,7 @@ export function createApp(options: DemoOptions = {}): DemoApp {
     res.set("Cache-Control", "no-store").json({ ok: true });
   });
 
+  mountLogin(app, { secret, tokenTtlMs: streamTokenTtlMs, sessionTtlMs });
   const feeds: DemoFeeds = {
     time: mountClock(app, { sse, tickMs }),
     clientCount: mountClientCount(app, { sse }),
@@ -111,13 +150,23 @@ export function createApp(options: DemoOptions = {}): DemoApp {
     updates: mountUpdates(app, { sse, adapter, intervalMs: [updateMin, updateMax] }),
     ticker: mountTicker(app, { sse, intervalMs: tickerIntervalMs }),
     progress: mountProgress(app, { sse, stepMs: progressStepMs, step: progressStep }),
+    private: mountPrivate(app, {
+      sse,
+      adapter,
+      secret,
+      idleMs: userChannelIdleMs,
+      maxChannels: maxUserChannels,
+      lifetimeMs: privateStreamLifetimeMs,
+    }),
   };
   const all = Object.values(feeds);
   const registry = mountMetrics(app, {
     streams: new Map(all.map((feed): [StreamName, Feed["events"]] => [feed.stream, feed.events])),
-    channels: new Map([
+    channels: new Map<string, { stats(): ChannelStats }>([
       ["chat", feeds.chat.channel],
       ["updates", feeds.updates.channel],
+      // Every per-user channel summed: one series, whatever the number of users.
+      ["private", feeds.private.channels],
     ]),
   });
 
@@ -141,6 +190,13 @@ export function createApp(options: DemoOptions = {}): DemoApp {
       return closing;
     },
   });
+}
+
+/** Checked here, not when the first user's channel is opened in the middle of a request. */
+function positiveInteger(name: string, value: number): void {
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw new RangeError(`"${name}" must be a positive integer, got ${String(value)}`);
+  }
 }
 
 function positive(name: string, value: number): void {

@@ -1,6 +1,7 @@
 import { shutdown } from "@sluice/express-sse";
 import { createRedisAdapter } from "@sluice/redis";
 import { createApp } from "./app";
+import { MIN_SECRET_LENGTH, randomSecret } from "./auth/token";
 
 const port = Number(process.env["PORT"] ?? 3000);
 if (!Number.isInteger(port) || port < 0 || port > 65535) {
@@ -10,13 +11,28 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
   process.exit(1);
 }
 
-// REDIS_URL switches the channels (chat, updates) to Redis Streams, so every replica behind nginx
-// shares them; without it everything stays in this process.
+// STREAM_SECRET signs session cookies and stream tokens. Replicas must share it: a token minted by
+// one is checked by whichever replica the browser's next request reaches.
+let streamSecret = process.env["STREAM_SECRET"];
+if (streamSecret === undefined || streamSecret === "") {
+  streamSecret = randomSecret();
+  console.warn(
+    "STREAM_SECRET is not set: using a random secret for this process; replicas behind one load balancer need one shared STREAM_SECRET",
+  );
+} else if (streamSecret.length < MIN_SECRET_LENGTH) {
+  console.error(
+    `STREAM_SECRET must be at least ${MIN_SECRET_LENGTH} characters, got ${streamSecret.length}`,
+  );
+  process.exit(1);
+}
+
+// REDIS_URL switches the channels (chat, updates, each user's) to Redis Streams, so every replica
+// behind nginx shares them; without it everything stays in this process.
 const redisUrl = process.env["REDIS_URL"];
 const adapter = redisUrl ? createRedisAdapter({ url: redisUrl }) : undefined;
 adapter?.on("error", (err) => console.error("redis adapter:", err.message));
 
-const app = createApp(adapter === undefined ? {} : { adapter });
+const app = createApp({ streamSecret, ...(adapter === undefined ? {} : { adapter }) });
 const server = app.listen(port, (err?: Error) => {
   if (err) {
     console.error(`Cannot listen on port ${port}: ${err.message}`);

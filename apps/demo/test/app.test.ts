@@ -67,8 +67,27 @@ describe("demo app", () => {
       "updates",
       "demo",
       "log",
+      "private-login-form",
+      "private-user",
+      "private-whoami",
+      "private-logout",
+      "private-notify-form",
+      "private-to",
+      "private-text",
+      "private-send",
+      "private-error",
+      "private-notifications",
     ];
-    for (const name of ["time", "client-count", "sse", "chat", "updates", "ticker", "progress"]) {
+    for (const name of [
+      "time",
+      "client-count",
+      "sse",
+      "chat",
+      "updates",
+      "ticker",
+      "progress",
+      "private",
+    ]) {
       ids.push(`state-${name}`, `reconnects-${name}`, `last-id-${name}`);
     }
     for (const id of ids) expect(page.text).toContain(`id="${id}"`);
@@ -79,6 +98,7 @@ describe("demo app", () => {
     }
     expect(script.text).toContain('new EventSource("/api/ticker")');
     expect(script.text).toContain('new EventSource("/api/progress")');
+    expect(script.text).toContain("new EventSource(`/api/me/events?${query}`)");
   });
 
   test("close() ends open streams, stops the timers, and later stream requests get 503", async () => {
@@ -100,6 +120,10 @@ describe("demo app", () => {
     expect(() => createApp({ tickMs: 0 })).toThrow(RangeError);
     expect(() => createApp({ progressStep: -5 })).toThrow(RangeError);
     expect(() => createApp({ updateIntervalMs: [20, 10] })).toThrow(RangeError);
+    expect(() => createApp({ streamSecret: "too short" })).toThrow(RangeError);
+    expect(() => createApp({ streamTokenTtlMs: 0 })).toThrow(RangeError);
+    expect(() => createApp({ maxUserChannels: 0.5 })).toThrow(RangeError);
+    expect(() => createApp({ privateStreamLifetimeMs: 1.5 })).toThrow(RangeError);
   });
 
   test("the time stream's interval is cleared when the client leaves", async () => {

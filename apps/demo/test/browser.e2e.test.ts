@@ -7,11 +7,12 @@
  * can look at what the test saw.
  */
 import fs from "node:fs";
-import type { Server } from "node:http";
+import http, { type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
 import { createApp, type DemoApp } from "../src/app";
+import { signToken } from "../src/auth/token";
 import { startNginx, type RunningNginx } from "./helpers/nginx";
 import { findProgram } from "./helpers/system";
 
@@ -24,10 +25,24 @@ let server: Server;
 let nginx: RunningNginx;
 let browser: Browser;
 let context: BrowserContext;
+/** The URL of every request the app received (through nginx), in order. */
+const requests: string[] = [];
 
 beforeAll(async () => {
-  app = createApp({ tickMs: 200, tickerIntervalMs: 100, progressStepMs: 50 });
-  server = app.listen(0, "127.0.0.1");
+  app = createApp({
+    tickMs: 200,
+    tickerIntervalMs: 100,
+    progressStepMs: 50,
+    // Private streams that outlive their token within seconds, so the page's refusal-and-resume
+    // loop runs during the test (in production: 60 s tokens, 15 min streams).
+    streamTokenTtlMs: 1_000,
+    privateStreamLifetimeMs: 1_500,
+  });
+  server = http.createServer((req, res) => {
+    requests.push(req.url ?? "");
+    app(req, res);
+  });
+  server.listen(0, "127.0.0.1");
   await new Promise<void>((resolve) => server.once("listening", () => resolve()));
   nginx = await startNginx({ upstreamPort: (server.address() as AddressInfo).port });
   const executablePath = findProgram("chromium");
@@ -205,6 +220,106 @@ describe("the demo page in Chromium", () => {
     } finally {
       await h2.close();
       await h1.close();
+    }
+  });
+
+  test("private notifications: sign in, send one to yourself, it appears once; expired tokens are re-minted and nothing is lost", async () => {
+    const page = await context.newPage();
+    const errors: string[] = [];
+    page.on("pageerror", (err) => errors.push(String(err)));
+    const user = `carol-${Date.now()}`;
+    try {
+      await page.goto(`${httpsOrigin()}/`);
+      await page.fill("#private-user", user);
+      await page.click("#private-login");
+      await page.waitForFunction(
+        () => document.getElementById("state-private")?.textContent?.trim() === "OPEN",
+      );
+      expect(await page.textContent("#private-whoami")).toBe(user);
+      expect(await page.inputValue("#private-to")).toBe(user); // yourself, by default
+
+      await page.fill("#private-text", "a note to self");
+      await page.click("#private-send");
+      await page.waitForFunction(
+        () =>
+          document.getElementById("private-notifications")?.textContent?.includes("note to self"),
+        undefined,
+        { timeout: 5_000 },
+      );
+      expect(await page.textContent("#private-notifications .who")).toBe(user);
+      fs.mkdirSync(ARTIFACTS, { recursive: true });
+      await page
+        .locator("#panel-private")
+        .screenshot({ path: path.join(ARTIFACTS, "demo-private.png") });
+
+      // Streams end after ~1.5 s and tokens after 1 s: the browser's own reconnect is refused
+      // (401), and the page mints a token and resumes. Notifications sent meanwhile all arrive.
+      const sent: string[] = [];
+      for (let i = 1; i <= 12; i++) {
+        sent.push(`tick ${i}`);
+        await page.fill("#private-text", `tick ${i}`);
+        await page.click("#private-send");
+        await page.waitForFunction(
+          () => (document.getElementById("private-text") as HTMLInputElement).value === "",
+        );
+        await page.waitForTimeout(350);
+      }
+      await page.waitForFunction(
+        (n) => document.querySelectorAll("#private-notifications li:not(.notice)").length === n,
+        sent.length + 1,
+        { timeout: 10_000 },
+      );
+      const texts = await page.$$eval("#private-notifications li .text", (els) =>
+        els.map((el) => el.textContent),
+      );
+      expect(texts.reverse()).toEqual(["a note to self", ...sent]); // the list is newest first
+      expect(Number(await page.textContent("#reconnects-private"))).toBeGreaterThanOrEqual(1);
+      const streamRequests = requests.filter((u) => u.startsWith("/api/me/events"));
+      const resumed = streamRequests.filter((u) => u.includes("lastEventId="));
+      expect(resumed.length).toBeGreaterThanOrEqual(1);
+      expect(await page.locator("#private-notifications .notice").count()).toBe(0);
+      expect(errors).toEqual([]);
+
+      // On a phone: the forms above the list, nothing wider than the screen.
+      await page.setViewportSize({ width: 390, height: 844 });
+      await page.waitForTimeout(300);
+      const overflow = await page.evaluate(
+        () => document.documentElement.scrollWidth - window.innerWidth,
+      );
+      expect(overflow).toBeLessThanOrEqual(0);
+      await page
+        .locator("#panel-private")
+        .screenshot({ path: path.join(ARTIFACTS, "demo-private-phone.png") });
+    } finally {
+      await page.close();
+    }
+  });
+
+  test("an EventSource with a forged token ends CLOSED (readyState 2) after exactly one request", async () => {
+    const page = await context.newPage();
+    try {
+      await page.goto(`${httpsOrigin()}/healthz`);
+      const forged = signToken("not-the-server-secret-0123456789-abcdef", {
+        sub: "alice",
+        exp: Date.now() + 60_000,
+        aud: "stream",
+      });
+      const states = await page.evaluate(
+        (token) =>
+          new Promise<number[]>((resolve) => {
+            const source = new EventSource(`/api/me/events?token=${token}`);
+            const seen: number[] = [];
+            source.addEventListener("error", () => seen.push(source.readyState));
+            // Long enough for the retries a non-fatal error would bring (the stream sends
+            // retry: 3000 only once open, so use the browser's default of ~3 s and more).
+            setTimeout(() => resolve([...seen, source.readyState]), 4_000);
+          }),
+        forged,
+      );
+      expect(states).toEqual([2, 2]); // one error, CLOSED, and still CLOSED
+      expect(requests.filter((u) => u.includes(forged))).toHaveLength(1);
+    } finally {
+      await page.close();
     }
   });
 });

@@ -51,7 +51,13 @@ function run(
 /** The environment without the variables the compose file reads, so defaults apply. */
 function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env = { ...process.env, ...extra };
-  for (const name of ["HTTP_PORT", "HTTPS_PORT", "COMPOSE_FILE", "COMPOSE_PROJECT_NAME"]) {
+  for (const name of [
+    "HTTP_PORT",
+    "HTTPS_PORT",
+    "STREAM_SECRET",
+    "COMPOSE_FILE",
+    "COMPOSE_PROJECT_NAME",
+  ]) {
     if (!(name in extra)) delete env[name];
   }
   return env;
@@ -116,6 +122,13 @@ describe("docker-compose.yml", () => {
     expect(demo.expose).toEqual(["3000"]);
     // Two replicas sharing their channels through Redis (REDIS_URL, see src/main.ts).
     expect(demo.environment).toMatchObject({ PORT: "3000", REDIS_URL: "redis://redis:6379" });
+    // One secret for both replicas (a token minted by one is checked by the other), long enough
+    // for src/main.ts, and overridable from the shell or .env.
+    expect(demo.environment.STREAM_SECRET.length).toBeGreaterThanOrEqual(32);
+    const secret = "s".repeat(40);
+    expect(
+      resolvedConfig(cleanEnv({ STREAM_SECRET: secret })).services.demo.environment.STREAM_SECRET,
+    ).toBe(secret);
     expect(demo.deploy).toMatchObject({ replicas: 2 });
     expect(demo.depends_on).toEqual({ redis: { condition: "service_healthy" } });
     expect(redis.ports).toBeUndefined();

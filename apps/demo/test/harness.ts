@@ -15,12 +15,22 @@ export function makeApp(options: DemoOptions = {}): DemoApp {
   return app;
 }
 
-/** Starts `app` on 127.0.0.1 on a free port; the server is closed after the test. */
-export async function listen(app: DemoApp): Promise<{ server: http.Server; url: string }> {
-  const server = http.createServer(app);
+/**
+ * Starts `app` on 127.0.0.1 on a free port; the server is closed after the test. `requests` lists
+ * the URL (path and query) of every request the server received, in order, so a test can count
+ * what a client really sent (reconnects included).
+ */
+export async function listen(
+  app: DemoApp,
+): Promise<{ server: http.Server; url: string; requests: string[] }> {
+  const requests: string[] = [];
+  const server = http.createServer((req, res) => {
+    requests.push(req.url ?? "");
+    app(req, res);
+  });
   servers.push(server);
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests };
 }
 
 /** An `EventSource` (the npm client, as a browser would behave), closed after the test. */

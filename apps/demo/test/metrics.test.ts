@@ -6,7 +6,7 @@ import { disposeAll, eventSource, listen, makeApp, waitFor } from "./harness";
 
 afterEach(disposeAll);
 
-const STREAMS = ["time", "client-count", "sse", "chat", "updates", "ticker", "progress"];
+const STREAMS = ["time", "client-count", "sse", "chat", "updates", "ticker", "progress", "private"];
 
 interface Scrape {
   text: string;
@@ -62,7 +62,9 @@ describe("GET /metrics", () => {
       "sluice_channel_resets_total",
     ]) {
       expect(s.types.get(name)).toBe("counter");
-      for (const channel of ["chat", "updates"]) expect(v(s, name, "channel", channel)).toBe(0);
+      for (const channel of ["chat", "updates", "private"]) {
+        expect(v(s, name, "channel", channel)).toBe(0);
+      }
     }
   });
 

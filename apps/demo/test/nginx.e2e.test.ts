@@ -362,6 +362,45 @@ describe("the demo app behind nginx (smoke)", () => {
     expect(time.headers["content-type"]).toBe("text/event-stream; charset=utf-8");
     expect(time.events.map((e) => e.event)).toEqual(["time", "time"]);
   });
+
+  test("a private stream through nginx; its token never reaches the access log", async () => {
+    const json = { "Content-Type": "application/json" };
+    const login = await request(nginx.httpPort, "/api/login", {
+      method: "POST",
+      headers: json,
+      body: JSON.stringify({ user: "nginx-user" }),
+    });
+    expect(login.status).toBe(200);
+    const { token } = JSON.parse(login.body) as { token: string };
+    const cookie = String(login.headers["set-cookie"]).split(";")[0]!;
+    const bad = await request(nginx.httpPort, "/api/me/events?token=forged.token");
+    expect(bad.status).toBe(401);
+
+    const stream = collectEvents(`http://127.0.0.1:${nginx.httpPort}`, {
+      path: `/api/me/events?token=${encodeURIComponent(token)}`,
+      until: (e) => e.event === "notification",
+      timeout: 5000,
+    });
+    // Notify once the stream is open: retry until the event arrives or the collection times out.
+    let delivered = false;
+    void stream.then(() => (delivered = true)).catch(() => (delivered = true));
+    for (let i = 0; i < 50 && !delivered; i++) {
+      const sent = await request(nginx.httpPort, "/api/me/notify", {
+        method: "POST",
+        headers: { ...json, Cookie: cookie },
+        body: JSON.stringify({ to: "nginx-user", text: `through nginx ${i}` }),
+      });
+      expect(sent.status).toBe(202);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const { events } = await stream;
+    expect(events.find((e) => e.event === "notification")?.data).toMatch(/through nginx/);
+
+    const log = nginx.accessLog();
+    expect(log).toContain("GET /api/me/events HTTP/1.1");
+    expect(log).not.toContain(token);
+    expect(log).not.toContain("forged.token");
+  });
 });
 
 describe("negative controls: what each defence does", () => {

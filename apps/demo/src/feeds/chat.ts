@@ -1,6 +1,7 @@
-import express, { type NextFunction, type Request, type Response } from "express";
+import type { Request, Response } from "express";
 import { Channel, sse } from "@sluice/express-sse";
 import { endStreams, type Feed, type FeedContext, type Routes } from "./feed";
+import { BODY_ERRORS, BODY_LIMIT, asObject, jsonBody, trimmedWithin } from "./json-body";
 
 /** A chat message as published on the channel (the unnamed `message` event). */
 export interface ChatMessage {
@@ -12,16 +13,11 @@ export interface ChatMessage {
 
 export const USER_MAX = 32;
 export const TEXT_MAX = 500;
-export const BODY_LIMIT = "4kb";
+export { BODY_LIMIT };
 
 /** The exact JSON errors of `POST /api/chat`, so the page and the tests share one wording. */
 export const CHAT_ERRORS = {
-  contentType: "Content-Type must be application/json",
-  charset: "the body must be UTF-8 JSON",
-  encoding: "unsupported Content-Encoding",
-  tooLarge: `the body must be at most ${BODY_LIMIT}`,
-  malformed: "the body is not valid JSON",
-  unreadable: "the body could not be read",
+  ...BODY_ERRORS,
   notObject: "the body must be a JSON object with user and text",
   user: `user must be a string of 1 to ${USER_MAX} characters`,
   text: `text must be a string of 1 to ${TEXT_MAX} characters`,
@@ -36,22 +32,14 @@ type Checked = { ok: true; user: string; text: string } | { ok: false; error: st
  * one character, as a person counts it, not two UTF-16 units).
  */
 export function checkChatMessage(body: unknown): Checked {
-  if (body === null || typeof body !== "object" || Array.isArray(body)) {
-    return { ok: false, error: CHAT_ERRORS.notObject };
-  }
-  const { user, text } = body as Record<string, unknown>;
+  const fields = asObject(body);
+  if (fields === undefined) return { ok: false, error: CHAT_ERRORS.notObject };
+  const { user, text } = fields;
   const u = trimmedWithin(user, USER_MAX);
   if (u === undefined) return { ok: false, error: CHAT_ERRORS.user };
   const t = trimmedWithin(text, TEXT_MAX);
   if (t === undefined) return { ok: false, error: CHAT_ERRORS.text };
   return { ok: true, user: u, text: t };
-}
-
-function trimmedWithin(value: unknown, max: number): string | undefined {
-  if (typeof value !== "string") return undefined;
-  const trimmed = value.trim();
-  const length = [...trimmed].length; // code points
-  return length >= 1 && length <= max ? trimmed : undefined;
 }
 
 export interface ChatFeed extends Feed {
@@ -75,44 +63,25 @@ export function mountChat(routes: Routes, { sse: sseOptions, adapter }: FeedCont
 
   routes.get("/api/chat", events, (_req, res) => channel.subscribe(res));
 
-  // strict: false lets `null`, `"x"` or `3` parse, so they get the precise "must be a JSON
-  // object" error below instead of a misleading "not valid JSON".
-  const parseJson = express.json({ limit: BODY_LIMIT, strict: false });
-
-  routes.post(
-    "/api/chat",
-    (req: Request, res: Response, next: NextFunction) => {
-      // Checked on the header itself: req.is() answers null for an empty body, whatever its type.
-      const type = (req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
-      if (type !== "application/json") {
-        res.status(415).json({ error: CHAT_ERRORS.contentType });
-        return;
-      }
-      parseJson(req, res, (err?: unknown) => {
-        if (err === undefined || err === null) next();
-        else sendBodyError(res, err);
-      });
-    },
-    async (req: Request, res: Response) => {
-      const checked = checkChatMessage(req.body);
-      if (!checked.ok) {
-        res.status(400).json({ error: checked.error });
-        return;
-      }
-      const { user, text } = checked;
-      try {
-        const id = await channel.publish({ user, text, at: new Date().toISOString() });
-        res.status(202).json({ id });
-      } catch (err) {
-        // Not stored (the channel is closed, or Redis is unreachable): say so, never drop it.
-        res
-          .status(503)
-          .set("Retry-After", "2")
-          .json({ error: channel.closed ? CHAT_ERRORS.closed : CHAT_ERRORS.unavailable });
-        if (!channel.closed) console.error("chat: publish failed:", (err as Error).message);
-      }
-    },
-  );
+  routes.post("/api/chat", jsonBody, async (req: Request, res: Response) => {
+    const checked = checkChatMessage(req.body);
+    if (!checked.ok) {
+      res.status(400).json({ error: checked.error });
+      return;
+    }
+    const { user, text } = checked;
+    try {
+      const id = await channel.publish({ user, text, at: new Date().toISOString() });
+      res.status(202).json({ id });
+    } catch (err) {
+      // Not stored (the channel is closed, or Redis is unreachable): say so, never drop it.
+      res
+        .status(503)
+        .set("Retry-After", "2")
+        .json({ error: channel.closed ? CHAT_ERRORS.closed : CHAT_ERRORS.unavailable });
+      if (!channel.closed) console.error("chat: publish failed:", (err as Error).message);
+    }
+  });
 
   return {
     stream: "chat",
@@ -123,28 +92,4 @@ export function mountChat(routes: Routes, { sse: sseOptions, adapter }: FeedCont
       endStreams(events);
     },
   };
-}
-
-/** body-parser's errors (they carry a `type`) as JSON errors with the right status. */
-function sendBodyError(res: Response, err: unknown): void {
-  const type = (err as { type?: unknown }).type;
-  switch (type) {
-    case "entity.too.large":
-      res.status(413).json({ error: CHAT_ERRORS.tooLarge });
-      return;
-    case "entity.parse.failed":
-      res.status(400).json({ error: CHAT_ERRORS.malformed });
-      return;
-    case "charset.unsupported":
-      res.status(415).json({ error: CHAT_ERRORS.charset });
-      return;
-    case "encoding.unsupported":
-      res.status(415).json({ error: CHAT_ERRORS.encoding });
-      return;
-    default: {
-      const status = (err as { status?: unknown }).status;
-      const code = typeof status === "number" && status >= 400 && status < 500 ? status : 400;
-      res.status(code).json({ error: CHAT_ERRORS.unreadable });
-    }
-  }
 }

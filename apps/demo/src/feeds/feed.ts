@@ -10,6 +10,7 @@ export const STREAMS = [
   "updates",
   "ticker",
   "progress",
+  "private",
 ] as const;
 export type StreamName = (typeof STREAMS)[number];
 
