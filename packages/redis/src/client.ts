@@ -184,10 +184,16 @@ export class Connection {
     await this._client.sendCommand(["XTRIM", key, "MINID", "~", minId], RAW);
   }
 
-  /** The id of the newest entry, or `undefined` for an empty or missing stream. */
-  async newestEntryId(key: string): Promise<string | undefined> {
-    const entries = await this.rangeReverse(key, "+", "-", 1);
-    return entries[0]?.[0];
+  /**
+   * Redis's clock and the id of the stream's newest entry (`undefined` for an empty or missing
+   * stream), sent together on one connection so both describe the same moment.
+   */
+  async streamHead(key: string): Promise<{ timeMs: number; newest: string | undefined }> {
+    const [timeMs, entries] = await Promise.all([
+      this.timeMs(),
+      this.rangeReverse(key, "+", "-", 1),
+    ]);
+    return { timeMs, newest: entries[0]?.[0] };
   }
 
   /** `XINFO STREAM key`, or `undefined` when the key does not exist. */

@@ -25,7 +25,6 @@ import { backoffDelay } from "./backoff";
 import { Connection, createConnections, describeFailure, isTimeout, type Entry } from "./client";
 import type { Connections } from "./client";
 import {
-  ZERO_ID,
   compareEventIds,
   compareStreamIds,
   decodeEntry,
@@ -94,6 +93,8 @@ class RedisChannel implements AdapterChannel {
   position: string | undefined = undefined;
   listener: ((event: AdapterEvent) => void) | undefined = undefined;
   closed = false;
+  /** `performance.now()` at open(), to place the start position (see `RedisAdapter#_start`). */
+  readonly openedAt = performance.now();
 
   constructor(
     private readonly _adapter: RedisAdapter,
@@ -268,9 +269,13 @@ export class RedisAdapter extends EventEmitter<{ error: [error: Error] }> implem
   // --- channels -------------------------------------------------------------------------------
 
   /**
-   * Finds where a new channel starts reading: the stream's newest entry now. Sent at once on the
-   * command connection, so Redis answers it before any publish made after `open()` (same
-   * connection, same order): those publishes are after the start, and reach the listener.
+   * Finds where a new channel starts reading: the stream's newest entry, or, if entries were added
+   * since `open()` by Redis's clock, the position just before them. The position query goes out at
+   * once on the command connection (or as soon as it connects), but another process can publish
+   * between `open()` — after which the channel's first subscribers expect every event — and the
+   * moment Redis answers. The time since `open()`, measured when the answer arrives, is an upper
+   * bound on how long ago the open was in Redis's clock, so events from that window are delivered
+   * too (at worst a few from just before the open, which a new subscriber can take).
    */
   private _start(channel: RedisChannel, attempt: number): void {
     if (channel.closed) return;
@@ -280,10 +285,13 @@ export class RedisAdapter extends EventEmitter<{ error: [error: Error] }> implem
       this._commands.watch();
       return;
     }
-    this._commands.newestEntryId(channel.stream.key).then(
-      (id) => {
+    this._commands.streamHead(channel.stream.key).then(
+      ({ timeMs, newest }) => {
         if (channel.closed) return;
-        channel.position = id ?? ZERO_ID;
+        const sinceOpen = Math.ceil(performance.now() - channel.openedAt) + 1;
+        const openedAt = `${Math.max(0, timeMs - sinceOpen)}-0`;
+        channel.position =
+          newest === undefined || compareStreamIds(newest, openedAt) > 0 ? openedAt : newest;
         this._readable();
       },
       async (error: unknown) => {

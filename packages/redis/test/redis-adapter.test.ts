@@ -315,6 +315,35 @@ describe("reading", () => {
     expect(Date.now() - started).toBeLessThan(1000); // far below blockTimeout
   });
 
+  test("a channel gets events another process published after open(), before its adapter connected", async () => {
+    const name = unique("early");
+    const other = adapterFor();
+    await other.ready();
+    const old = await openOn(other, name).publish({ event: undefined, data: "before open" });
+    expect(old).toBeDefined();
+    await sleep(5); // the old entry is at least a millisecond older than the open
+
+    // A user's client, connected only later: the adapter's position query waits for it.
+    const client = createClient({ url: redis.url });
+    const late = createRedisAdapter({ client });
+    adapters.push(late);
+    try {
+      const channel = openOn(late, name);
+      const received = await listening(channel);
+      await openOn(other, name).publish({ event: undefined, data: "after open" });
+      expect(late.stats().commandsConnected).toBe(false); // the race: published before it asked
+      await client.connect();
+      await late.ready();
+      await openOn(late, name).publish({ event: undefined, data: "own" });
+      await waitFor(() => received.length >= 2, { what: "both events after open" });
+      await sleep(50);
+      expect(received.map((e) => e.data)).toEqual(["after open", "own"]);
+    } finally {
+      await late.close();
+      await client.close();
+    }
+  });
+
   test("own publishes come through the read loop, in the same order in every process", async () => {
     const name = unique("order");
     const [a, b] = [adapterFor(), adapterFor()];
