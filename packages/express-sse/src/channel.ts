@@ -235,7 +235,8 @@ export class Channel<Events extends EventMap = EventMap>
    * {@link ResetData}). Resolves once the subscriber is live; never rejects.
    */
   subscribe(target: ServerResponse | SseStream, options: SubscribeOptions = {}): Promise<void> {
-    const stream = target instanceof SseStream ? target : (target as { sse?: unknown }).sse;
+    const stream =
+      target instanceof SseStream ? target : (target as { sse?: unknown } | null | undefined)?.sse;
     if (!(stream instanceof SseStream)) {
       throw new TypeError(
         "subscribe() needs res.sse: add the sse() middleware (app.use(sse())) before this route",
@@ -277,10 +278,10 @@ export class Channel<Events extends EventMap = EventMap>
     sub.pending = [];
     let result: HistoryResult | Promise<HistoryResult>;
     try {
-      result =
-        lastId.length > MAX_LAST_EVENT_ID
-          ? { kind: "unknown", oldestId: undefined, newestId: undefined }
-          : this._adapter.history(lastId);
+      // An id longer than any a channel issues is unknown without being parsed or sent anywhere;
+      // the adapter is asked with the empty id (unknown by the adapter contract) so the reset
+      // still carries the oldest and newest ids, and the client resumes from the newest.
+      result = this._adapter.history(lastId.length > MAX_LAST_EVENT_ID ? "" : lastId);
     } catch (err) {
       return Promise.resolve(this._replayFailed(sub, err));
     }

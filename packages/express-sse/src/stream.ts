@@ -174,7 +174,9 @@ export class SseStream {
     const raw = this._res.req.rawHeaders;
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i] as string;
-      if (name.length === 13 && name.toLowerCase() === "last-event-id") return raw[i + 1];
+      if (name.length === 13 && name.toLowerCase() === "last-event-id") {
+        return utf8Header(raw[i + 1] as string);
+      }
     }
     return undefined;
   }
@@ -570,6 +572,16 @@ function resOnError(this: TaggedResponse): void {
   // here keeps one dead client from becoming an uncaught exception.
   const stream = this[kStream];
   if (stream instanceof SseStream) stream._finalize("client-disconnected");
+}
+
+/**
+ * A header value as the client meant it. Node reads header bytes as latin1; a browser sends the
+ * `Last-Event-ID` it got from an `id:` field UTF-8 encoded, so an id such as "é" would come back
+ * as "Ã©" and never match. Invalid UTF-8 becomes U+FFFD (and such an id is then unknown).
+ */
+function utf8Header(value: string): string {
+  // eslint-disable-next-line no-control-regex
+  return /[^\x00-\x7f]/.test(value) ? Buffer.from(value, "latin1").toString("utf8") : value;
 }
 
 function rethrow(err: unknown): never {

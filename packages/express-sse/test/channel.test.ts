@@ -200,6 +200,18 @@ describe("Channel", () => {
       );
     });
 
+    test.each([null, undefined, {}])(
+      "subscribe(%p) is the same TypeError that says what to add",
+      (target) => {
+        const channel = new Channel("not-a-response");
+        expect(() => channel.subscribe(target as never)).toThrow(
+          new TypeError(
+            "subscribe() needs res.sse: add the sse() middleware (app.use(sse())) before this route",
+          ),
+        );
+      },
+    );
+
     test("subscribing one stream twice to a channel throws; the stream still gets each event once", async () => {
       const channel = new Channel("twice");
       const thrown = deferred<unknown>();

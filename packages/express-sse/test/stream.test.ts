@@ -329,6 +329,23 @@ describe.each(EXPRESS_VERSIONS)("SseStream on %s", (_name, express) => {
       await collectEvents(app, { path: "/s", count: 1, headers: { "Last-Event-ID": "41" } });
       expect(await seen.promise).toBe("41");
     });
+
+    test("lastEventId decodes a UTF-8 header, as browsers send an id they got from id:", async () => {
+      const seen = deferred<string | undefined>();
+      const { app } = appWith((_req, res) => {
+        seen.resolve(res.sse.lastEventId);
+        res.sse.send("x", { id: "é✓" });
+      });
+      const { port } = await listen(app);
+      // A raw socket writes the header as UTF-8 bytes, as a browser does with a non-ASCII id.
+      const socket = await rawRequest(port, "/s", { headers: { "Last-Event-ID": "é✓" } });
+      let received = "";
+      socket.setEncoding("utf8");
+      socket.on("data", (chunk: string) => (received += chunk));
+      expect(await seen.promise).toBe("é✓");
+      await waitFor(() => received.includes("id: é✓\n"), { what: "the id sent back" });
+      socket.destroy();
+    });
   });
 
   describe("#close(), #signal and #onClose()", () => {
