@@ -287,11 +287,11 @@ export class Channel<Events extends EventMap = EventMap>
     }
     if (isPromise(result)) {
       return result.then(
-        (r) => this._replay(sub, r),
+        (r) => this._replay(sub, lastId, r),
         (err: unknown) => this._replayFailed(sub, err),
       );
     }
-    return this._replay(sub, result);
+    return this._replay(sub, lastId, result);
   }
 
   /**
@@ -316,11 +316,15 @@ export class Channel<Events extends EventMap = EventMap>
     return new URLSearchParams(url.slice(q + 1)).get(this._query) ?? undefined;
   }
 
-  private async _replay(sub: Subscription, result: HistoryResult): Promise<void> {
+  private async _replay(sub: Subscription, lastId: string, result: HistoryResult): Promise<void> {
     const stream = sub.stream;
     if (stream.closed) return;
     if (result.kind === "events") {
       this._stats.resumes++;
+      // The client has everything up to its own id. Set before anything is replayed: with nothing
+      // to replay, a live feed that lags behind the history read (another process's reader) would
+      // otherwise deliver the client's last event a second time.
+      sub.after = lastId;
       for (const event of result.events) {
         sub.after = event.id;
         if (sub.filter !== undefined && !this._passes(sub, event)) continue;

@@ -162,6 +162,37 @@ describe("Last-Event-ID resume", () => {
       },
     );
 
+    test("resuming from the newest id while the live feed lags behind history: no duplicate", async () => {
+      // Another process's adapter: history is read from the store at once, but the live feed
+      // delivers the events later (its reader is behind), the client's own last event included.
+      const held: Array<() => void> = [];
+      const adapter: Adapter = {
+        open(name, options) {
+          const inner: AdapterChannel = new MemoryAdapter().open(name, options);
+          return {
+            publish: (e) => inner.publish(e),
+            listen: (fn) => inner.listen((event) => held.push(() => fn(event))),
+            compare: (a, b) => inner.compare(a, b),
+            close: () => inner.close(),
+            history: (afterId) => inner.history(afterId),
+          };
+        },
+      };
+      const channel = new Channel("lagging", { adapter });
+      const { app } = channelApp(channel);
+      const ids = await publishAll(channel, ["a", "b"]);
+      const collected = collectEvents(app, {
+        path: "/c",
+        until: (e) => e.data === "c",
+        headers: { "Last-Event-ID": ids[1]! }, // up to date: nothing to replay
+      });
+      await waitFor(() => channel.stats().resumes === 1, { what: "the (empty) replay" });
+      await channel.publish("c");
+      for (const deliver of held.splice(0)) deliver(); // the lagging feed catches up: a, b, c
+      const { events } = await collected;
+      expect(events.map((e) => e.data)).toEqual(["c"]);
+    });
+
     test("a replay slowed by backpressure still ends with every event once, in order", async () => {
       const channel = new Channel("backpressure", {
         history: { max: 5000, maxBytes: 64 * 1024 * 1024 },
