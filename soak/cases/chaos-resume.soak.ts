@@ -10,7 +10,7 @@
  * adapter on one redis-server; clients reconnect to either server at random, so resumes cross
  * instances; events are published from both). Then, on Redis, one deterministic scenario the
  * random faults reach only by chance: a resume from the newest event on an instance whose reader
- * is behind (it fails today: see the test's comment).
+ * is behind (a bug this suite found, fixed in Channel#_replay).
  */
 import express from "express";
 import type { Socket } from "node:net";
@@ -465,11 +465,11 @@ describe("on Redis", () => {
   });
   // Found while building the case above, by reading what its faults could lead to, and pinned
   // here deterministically (the random faults hit it only by chance: it needs a resume from the
-  // newest event while the other instance's reader is behind). FAILS on the current library:
-  // Redis's history() answers an empty replay when Last-Event-ID is the stream's newest id, and
-  // Channel#_replay then leaves the subscription's `after` unset, so nothing filters what the
-  // lagging reader delivers next: the client gets again the event it resumed after. Setting
-  // `after` to the Last-Event-ID before the replay (when history() answers "events") fixes it.
+  // newest event while the other instance's reader is behind). It failed before the fix: Redis's
+  // history() answers an empty replay when Last-Event-ID is the stream's newest id, and
+  // Channel#_replay left the subscription's `after` unset, so nothing filtered what the lagging
+  // reader delivered next: the client got again the event it resumed after. `after` is now set
+  // to the Last-Event-ID before the replay.
   test("a client resuming from the newest event on an instance whose reader is behind gets no duplicate", async () => {
     const client = createClient({ url: redis.url });
     admin = client;
