@@ -211,8 +211,10 @@ test(`${HEALTHY} healthy + ${SLOW} never-reading clients: slow ones dropped at m
   // and clients share this process's one event loop on 2 cores, so latency is mostly the time
   // to write a tick to every client and then read it back in every client (tens of ms at full
   // scale, measured). Should a control p99 come out tiny (a faster machine), doubling 2 ms is
-  // scheduling noise, not a finding: below 5 ms the bound is control + 5 ms instead.
-  const latencyBound = Math.max(2 * controlP99, controlP99 + 5);
+  // scheduling noise, not a finding: below 5 ms the bound is control + 5 ms instead. The short
+  // setting (CI) runs 3 s: its p99 is a handful of samples, which one GC pause or a neighbour
+  // process moves by tens of ms, so there the slack is 25 ms; the full run judges the 2x.
+  const latencyBound = Math.max(2 * controlP99, controlP99 + scaled({ full: 5, short: 25 }));
   // Memory: each slow client may hold at most maxBufferedBytes plus the write that passed it
   // (the documented bound, counted as if nothing were shared; the channel actually writes one
   // shared frame to all clients, so the real cost is lower). On top of that, whatever the same
