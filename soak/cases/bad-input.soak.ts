@@ -19,7 +19,7 @@ import { CHAT_ERRORS } from "../../apps/demo/src/feeds/chat";
 import { heapUsed } from "../src/memory";
 import { record } from "../src/record";
 import { scaled } from "../src/scale";
-import { closeAllServers, listen, waitFor } from "../src/server";
+import { closeAllServers, listen, waitFor } from "../../packages/express-sse/test/helpers/server";
 import {
   WireClient,
   linesOf,

@@ -9,7 +9,7 @@ import { Channel, sse } from "@sluice/express-sse";
 import { activeResources, collectGarbage, heapUsed } from "../src/memory";
 import { record } from "../src/record";
 import { scaled } from "../src/scale";
-import { closeAllServers, listen, waitFor } from "../src/server";
+import { closeAllServers, listen, waitFor } from "../../packages/express-sse/test/helpers/server";
 
 const CYCLES = scaled({ full: 20_000, short: 2_000 });
 const PARALLEL = 50;

@@ -16,7 +16,7 @@ import type { EventSourceMessage } from "eventsource-parser";
 import { heapUsed } from "../src/memory";
 import { record } from "../src/record";
 import { scaled } from "../src/scale";
-import { closeAllServers, listen, waitFor } from "../src/server";
+import { closeAllServers, listen, waitFor } from "../../packages/express-sse/test/helpers/server";
 import {
   WireClient,
   linesOf,
