@@ -26,7 +26,12 @@ import { collectGarbage, heapUsed } from "../src/memory";
 import { record } from "../src/record";
 import { resourcesBackTo, settledResources } from "../src/resources";
 import { scaled } from "../src/scale";
-import { closeAllServers, listen, sleep, waitFor } from "../../packages/express-sse/test/helpers/server";
+import {
+  closeAllServers,
+  listen,
+  sleep,
+  waitFor,
+} from "../../packages/express-sse/test/helpers/server";
 
 const CLIENTS = scaled({ full: 200, short: 40 });
 const EVENTS = scaled({ full: 10_000, short: 1_000 });

@@ -20,7 +20,12 @@ import { Channel, Frame, sse, type SseStream } from "@sluice/express-sse";
 import { heapUsed } from "../src/memory";
 import { record } from "../src/record";
 import { scaled } from "../src/scale";
-import { closeAllServers, listen, sleep, waitFor } from "../../packages/express-sse/test/helpers/server";
+import {
+  closeAllServers,
+  listen,
+  sleep,
+  waitFor,
+} from "../../packages/express-sse/test/helpers/server";
 import { WireClient, requestHead, within } from "../src/sse-wire";
 
 const VICTIMS = scaled({ full: 2_000, short: 200 });

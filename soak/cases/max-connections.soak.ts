@@ -11,7 +11,12 @@ import { collectGarbage, heapUsed } from "../src/memory";
 import { record } from "../src/record";
 import { resourcesBackTo, settledResources } from "../src/resources";
 import { scaled } from "../src/scale";
-import { closeAllServers, listen, sleep, waitFor } from "../../packages/express-sse/test/helpers/server";
+import {
+  closeAllServers,
+  listen,
+  sleep,
+  waitFor,
+} from "../../packages/express-sse/test/helpers/server";
 
 const MAX = 50;
 /** Attempts past the limit in each round, all at once. */

@@ -12,7 +12,13 @@ import { collectGarbage, heapUsed } from "../src/memory";
 import { record } from "../src/record";
 import { resourcesBackTo, settledResources } from "../src/resources";
 import { scaled } from "../src/scale";
-import { closeAllServers, listen, rawRequest, sleep, waitFor } from "../../packages/express-sse/test/helpers/server";
+import {
+  closeAllServers,
+  listen,
+  rawRequest,
+  sleep,
+  waitFor,
+} from "../../packages/express-sse/test/helpers/server";
 
 // Short: a tenth of the clients, so that the ~4 MB each never-reading one must be sent before it
 // can pass maxBufferedBytes (below) fits in 3 s without saturating the machine.

@@ -4,7 +4,7 @@
  * the check after a case waits for the counts to come back, naming what is still open if not.
  */
 import { activeResources, collectGarbage } from "./memory";
-import { sleep } from "./server";
+import { sleep } from "../../packages/express-sse/test/helpers/server";
 
 /** `activeResources()` after a few quiet turns of the event loop. */
 export async function settledResources(): Promise<Record<string, number>> {
