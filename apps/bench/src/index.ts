@@ -5,7 +5,7 @@
  * writes the report.
  */
 import { execSync } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { throughputSvg } from "./chart";
@@ -155,8 +155,36 @@ function checkOpenFiles(config: Config): void {
   process.exit(1);
 }
 
+/**
+ * The variants run the packages' built `dist/`, as users get them. `pnpm bench` builds first, but
+ * `pnpm --filter @sluice/bench start` does not, and measuring a stale build is easy to miss (it
+ * happened: a memory change "did nothing" because the build predated it). Refuse to measure one.
+ */
+function assertFreshBuilds(): void {
+  for (const pkg of ["express-sse", "redis"]) {
+    const dir = path.resolve(ROOT, "..", "..", "packages", pkg);
+    const built = path.join(dir, "dist", "index.js");
+    if (!existsSync(built)) fail(`packages/${pkg} is not built: run pnpm bench from the root`);
+    const builtAt = statSync(built).mtimeMs;
+    const newest = newestMtime(path.join(dir, "src"));
+    if (newest > builtAt) {
+      fail(`packages/${pkg}/dist is older than its src/: run \`pnpm build\` (pnpm bench builds)`);
+    }
+  }
+}
+
+function newestMtime(dir: string): number {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const file = path.join(dir, entry.name);
+    newest = Math.max(newest, entry.isDirectory() ? newestMtime(file) : statSync(file).mtimeMs);
+  }
+  return newest;
+}
+
 async function main(): Promise<void> {
   const options = parseArgs(process.argv.slice(2));
+  assertFreshBuilds();
   const { config } = options;
   checkOpenFiles(config);
   const scenarios = scenariosOf(config, options.only);
