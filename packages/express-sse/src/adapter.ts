@@ -26,6 +26,12 @@ export interface AdapterEvent {
   readonly data: string;
   /** The value before serialization, for events published in this process (filters use it). */
   readonly value?: unknown;
+  /**
+   * `true` when `data` is the channel serializer's output (the published value was not a
+   * string), so a channel in another process can deserialize it for filters. Adapters that carry
+   * events between processes keep this flag with the event; see `AdapterPublish#serialized`.
+   */
+  readonly serialized?: boolean;
 }
 
 /** What `publish` stores. */
@@ -33,6 +39,8 @@ export interface AdapterPublish {
   readonly event: string | undefined;
   readonly data: string;
   readonly value?: unknown;
+  /** `true` when `data` came from the serializer; a distributed adapter stores it with the event. */
+  readonly serialized?: boolean;
 }
 
 export type HistoryResult =

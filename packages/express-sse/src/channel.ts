@@ -20,7 +20,11 @@ export interface ChannelEvent {
   readonly id: string;
   /** The event name, or `undefined` for a plain `message`. */
   readonly event: string | undefined;
-  /** The published value (in-process), or the serialized data for events from other processes. */
+  /**
+   * The published value: as published for events from this process; for events from other
+   * processes (a distributed adapter), the `deserialize` option's result for payloads that went
+   * through the serializer, and the string itself for string payloads.
+   */
   readonly data: unknown;
 }
 
@@ -36,6 +40,12 @@ export interface ChannelOptions {
   adapter?: Adapter;
   /** Turns non-string payloads into event data. @defaultValue JSON.stringify */
   serialize?: Serializer;
+  /**
+   * The inverse of `serialize`, for filters on events published by other processes (a
+   * distributed adapter carries the text, not the value). Called at most once per event, only
+   * when a filter needs it. @defaultValue JSON.parse
+   */
+  deserialize?: (text: string) => unknown;
   /**
    * Also accept the last event id from this query parameter (for clients that cannot send the
    * `Last-Event-ID` header). The header wins when both are present: a reconnecting browser sends
@@ -125,6 +135,9 @@ export class Channel<Events extends EventMap = EventMap>
   readonly name: string;
   private readonly _adapter: AdapterChannel;
   private readonly _serialize: Serializer;
+  private readonly _deserialize: (text: string) => unknown;
+  /** Values deserialized for filters, by event: once per event, not once per subscriber. */
+  private readonly _values = new WeakMap<AdapterEvent, unknown>();
   private readonly _query: string | undefined;
   private readonly _maxLifetime: number;
   private readonly _lifetimeRetry: number;
@@ -160,6 +173,12 @@ export class Channel<Events extends EventMap = EventMap>
     if (typeof this._serialize !== "function") {
       throw new TypeError(
         `The "serialize" option must be a function, got ${describe(this._serialize)}`,
+      );
+    }
+    this._deserialize = options.deserialize ?? JSON.parse;
+    if (typeof this._deserialize !== "function") {
+      throw new TypeError(
+        `The "deserialize" option must be a function, got ${describe(this._deserialize)}`,
       );
     }
     if (
@@ -225,7 +244,12 @@ export class Channel<Events extends EventMap = EventMap>
       throw new TypeError(`The serializer must return a string, got ${describe(text)}`);
     }
     if (this._closed) return Promise.reject(new Error(`Channel "${this.name}" is closed`));
-    return this._adapter.publish({ event, data: text, value: data });
+    return this._adapter.publish({
+      event,
+      data: text,
+      value: data,
+      serialized: typeof data !== "string",
+    });
   }
 
   /**
@@ -455,13 +479,23 @@ export class Channel<Events extends EventMap = EventMap>
       return sub.filter!({
         id: event.id,
         event: event.event,
-        data: "value" in event ? event.value : event.data,
+        data: this._valueOf(event),
       });
     } catch (err) {
       // A throwing filter withholds the event from this subscriber only; the error is reported.
       this._report(err);
       return false;
     }
+  }
+
+  /** The value a filter sees: the published one, or the serialized text deserialized once. */
+  private _valueOf(event: AdapterEvent): unknown {
+    if ("value" in event) return event.value;
+    if (event.serialized !== true) return event.data;
+    if (this._values.has(event)) return this._values.get(event);
+    const value = this._deserialize(event.data); // a throw withholds the event, as a filter's
+    this._values.set(event, value);
+    return value;
   }
 
   /** @internal A subscribed stream closed (the stream's owner slot). */

@@ -1,7 +1,16 @@
 import express from "express";
 import http from "node:http";
 import { EventSource } from "eventsource";
-import { Channel, sse, type SseStream, type StreamClosedError } from "../src";
+import {
+  Channel,
+  MemoryAdapter,
+  sse,
+  type Adapter,
+  type AdapterChannel,
+  type AdapterEvent,
+  type SseStream,
+  type StreamClosedError,
+} from "../src";
 import { collectEvents } from "../src/testing";
 import { activeResources, collectGarbage, steadyStateHeapGrowth } from "./helpers/gc";
 import { closeAllServers, deferred, listen, rawRequest, sleep, waitFor } from "./helpers/server";
@@ -149,6 +158,60 @@ describe("Channel", () => {
       } finally {
         for (const c of clients) c.es.close();
       }
+    });
+
+    test("events from other processes reach filters deserialized once per event, with the deserialize option", async () => {
+      // A distributed adapter's events carry text, not values: strip `value` as one would.
+      const remote: Adapter = {
+        open(name, options) {
+          const inner: AdapterChannel = new MemoryAdapter().open(name, options);
+          const strip = ({ id, event, data, value }: AdapterEvent): AdapterEvent =>
+            typeof value !== "string" ? { id, event, data, serialized: true } : { id, event, data };
+          return {
+            publish: (e) => inner.publish(e),
+            listen: (fn) => inner.listen((e) => fn(strip(e))),
+            compare: (a, b) => inner.compare(a, b),
+            close: () => inner.close(),
+            history: (afterId) => inner.history(afterId),
+          };
+        },
+      };
+      const deserialize = jest.fn((text: string) => ({ ...JSON.parse(text), revived: true }));
+      const channel = new Channel("remote", { adapter: remote, deserialize });
+      const errors: Error[] = [];
+      channel.on("error", (e) => errors.push(e));
+      const seen: unknown[] = [];
+      const app = express();
+      app.use(sse());
+      app.get("/c", (_req, res) => {
+        void channel.subscribe(res, { filter: (e) => (seen.push(e.data), true) });
+      });
+      const { url } = await listen(app);
+      const clients = [collectEvents(url, { path: "/c", count: 2 })];
+      clients.push(collectEvents(url, { path: "/c", count: 2 }));
+      await waitFor(() => channel.size === 2, { what: "two subscribers" });
+      await channel.publish({ n: 1 });
+      await channel.publish("a string");
+      for (const c of clients)
+        expect((await c).events.map((e) => e.data)).toEqual(['{"n":1}', "a string"]);
+      expect(seen).toEqual([
+        { n: 1, revived: true },
+        { n: 1, revived: true },
+        "a string",
+        "a string",
+      ]);
+      expect(deserialize).toHaveBeenCalledTimes(1); // once for the event, not per subscriber
+
+      // A deserializer that throws withholds that event and reports, like a throwing filter.
+      deserialize.mockImplementation(() => {
+        throw new Error("not JSON");
+      });
+      const after = collectEvents(url, { path: "/c", count: 1 });
+      await waitFor(() => channel.size === 1, { what: "a new subscriber" });
+      await channel.publish({ n: 2 });
+      await channel.publish("still fine");
+      expect((await after).events.map((e) => e.data)).toEqual(["still fine"]);
+      expect(errors).toEqual([new Error("not JSON")]);
     });
 
     test("a filter that throws withholds the event from that subscriber only and reports the error", async () => {

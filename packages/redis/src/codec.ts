@@ -2,19 +2,23 @@
  * How a channel event is stored in a Redis stream entry, and how stream ids are read and ordered.
  * Pure: no I/O.
  *
- * An entry has the field `d` (the serialized data) and, for a named event, `e` (the event name):
- * `XADD sluice:chat * e message d {"text":"hi"}`. A plain `message` event has no `e` field.
+ * An entry has the field `d` (the data) and, for a named event, `e` (the event name), and `s` = `1`
+ * when the data is the serializer's output (the value was not a string), so another process's
+ * channel can deserialize it for filters: `XADD sluice:chat * e message s 1 d {"text":"hi"}`. A
+ * plain `message` event has no `e` field; a string payload has no `s`.
  */
 import type { AdapterEvent, AdapterPublish } from "@sluice/express-sse";
 
 const EVENT_FIELD = "e";
 const DATA_FIELD = "d";
+const SERIALIZED_FIELD = "s";
 
 /** The field/value list for `XADD`. */
 export function encodeFields(event: AdapterPublish): string[] {
-  return event.event === undefined
-    ? [DATA_FIELD, event.data]
-    : [EVENT_FIELD, event.event, DATA_FIELD, event.data];
+  const fields = event.event === undefined ? [] : [EVENT_FIELD, event.event];
+  if (event.serialized === true) fields.push(SERIALIZED_FIELD, "1");
+  fields.push(DATA_FIELD, event.data);
+  return fields;
 }
 
 /**
@@ -24,14 +28,17 @@ export function encodeFields(event: AdapterPublish): string[] {
 export function decodeEntry(id: string, fields: readonly string[]): AdapterEvent | undefined {
   let event: string | undefined;
   let data: string | undefined;
+  let serialized = false;
   for (let i = 0; i + 1 < fields.length; i += 2) {
     const name = fields[i];
     if (name === DATA_FIELD) data = fields[i + 1];
     else if (name === EVENT_FIELD) event = fields[i + 1];
+    else if (name === SERIALIZED_FIELD) serialized = fields[i + 1] === "1";
   }
   if (data === undefined) return undefined;
   // An empty name cannot come from a Channel (it refuses them); treat it as a plain message.
-  return { id, event: event === "" ? undefined : event, data };
+  const name = event === "" ? undefined : event;
+  return serialized ? { id, event: name, data, serialized } : { id, event: name, data };
 }
 
 /** Bytes a stream id part may have: 2^64 - 1 has 20 digits. */

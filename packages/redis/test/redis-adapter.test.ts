@@ -381,6 +381,59 @@ describe("reading", () => {
   });
 });
 
+describe("filters across processes", () => {
+  test("see the published value on another process, live and on replay; strings stay strings", async () => {
+    const name = unique("filters");
+    const [a, b] = [adapterFor(), adapterFor()];
+    await Promise.all([a.ready(), b.ready()]);
+    type Note = { to: string; text: string };
+    const publisher = new Channel<{ note: Note; message: string }>(name, { adapter: a });
+    const receiver = new Channel<{ note: Note; message: string }>(name, { adapter: b });
+    const seen: unknown[] = [];
+    const app = express();
+    app.use(sse({ heartbeat: 0 }));
+    app.get("/c", (_req, res) =>
+      receiver.subscribe(res, {
+        filter: (e) => {
+          seen.push(e.data);
+          return e.event === "message" || (e.data as Note).to === "ann";
+        },
+      }),
+    );
+    const server = await listen(app);
+    await sleep(50); // B's reader has started on the stream
+
+    const first = await publisher.publish({ to: "ann", text: "1" }, { event: "note" });
+    const live = collectEvents(server.url, { path: "/c", count: 2 });
+    await waitFor(() => receiver.size === 1, { what: "the live subscriber" });
+    await publisher.publish({ to: "bob", text: "not for ann" }, { event: "note" });
+    await publisher.publish({ to: "ann", text: "2" }, { event: "note" });
+    await publisher.publish("plain text", { event: "message" });
+    const { events } = await live;
+    expect(events.map((e) => [e.event, e.data])).toEqual([
+      ["note", JSON.stringify({ to: "ann", text: "2" })],
+      ["message", "plain text"],
+    ]);
+    expect(seen).toEqual([
+      { to: "bob", text: "not for ann" },
+      { to: "ann", text: "2" },
+      "plain text",
+    ]);
+
+    // Replayed from Redis (history read by B): the filter sees values there too.
+    const replayed = await collectEvents(server.url, {
+      path: "/c",
+      headers: { "Last-Event-ID": first },
+      count: 2,
+    });
+    expect(replayed.events.map((e) => e.data)).toEqual([
+      JSON.stringify({ to: "ann", text: "2" }),
+      "plain text",
+    ]);
+    await Promise.all([publisher.close(), receiver.close()]);
+  });
+});
+
 describe("a user's client", () => {
   test("carries the commands, is duplicated for the reader, and is never closed", async () => {
     const client = createClient({ url: redis.url });
