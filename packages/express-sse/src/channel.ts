@@ -7,7 +7,7 @@ import {
   type AdapterEvent,
   type HistoryResult,
 } from "./adapter";
-import { Frame, describe, validateEventName } from "./frame";
+import { Frame, describe, serializedText, validateEventName } from "./frame";
 import { resolveHistoryOptions, type HistoryOptions } from "./history";
 import { nonNegativeInteger, type Serializer } from "./options";
 import { SseStream, type StreamClosedError, type StreamOwner } from "./stream";
@@ -239,10 +239,7 @@ export class Channel<Events extends EventMap = EventMap>
       throw new TypeError(`publish() options must be an object, got ${describe(options)}`);
     }
     const event = options?.event === undefined ? undefined : validateEventName(options.event);
-    const text = typeof data === "string" ? data : this._serialize(data);
-    if (typeof text !== "string") {
-      throw new TypeError(`The serializer must return a string, got ${describe(text)}`);
-    }
+    const text = typeof data === "string" ? data : serializedText(this._serialize(data));
     if (this._closed) return Promise.reject(new Error(`Channel "${this.name}" is closed`));
     return this._adapter.publish({
       event,

@@ -138,6 +138,15 @@ export function frameRetry(ms: number): string {
 }
 
 /** A short description of a value for error messages. */
+/** `text` if the serializer returned a string; otherwise the TypeError both send() and publish() throw. */
+export function serializedText(text: unknown): string {
+  if (typeof text === "string") return text;
+  throw new TypeError(
+    `The serializer must return a string, got ${describe(text)}` +
+      (text === undefined ? " (JSON.stringify returns undefined for undefined and functions)" : ""),
+  );
+}
+
 export function describe(value: unknown): string {
   if (value === null) return "null";
   if (value === undefined) return "undefined";

@@ -6,7 +6,15 @@ import {
   SSE_CONTENT_TYPE,
   DEFAULT_RETRY_AFTER_S,
 } from "./constants";
-import { Frame, frameComment, frameEvent, frameRetry, describe, type EventFields } from "./frame";
+import {
+  Frame,
+  frameComment,
+  frameEvent,
+  frameRetry,
+  describe,
+  serializedText,
+  type EventFields,
+} from "./frame";
 import type { Heartbeat } from "./heartbeat";
 import type { ResolvedOptions } from "./options";
 import { pipe, type PipeOptions, type PipeSource } from "./pipe";
@@ -258,16 +266,7 @@ export class SseStream {
 
   /** Runs the serializer on `data` and checks that it returned a string. */
   serialize(data: unknown): string {
-    const text = this._ctx.options.serialize(data);
-    if (typeof text !== "string") {
-      throw new TypeError(
-        `The serializer must return a string, got ${describe(text)}` +
-          (text === undefined
-            ? " (JSON.stringify returns undefined for undefined and functions)"
-            : ""),
-      );
-    }
-    return text;
+    return serializedText(this._ctx.options.serialize(data));
   }
 
   /**

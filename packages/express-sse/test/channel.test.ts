@@ -104,7 +104,9 @@ describe("Channel", () => {
         new TypeError('The "event" field must not contain CR, LF or NUL characters'),
       );
       expect(() => channel.publish(undefined)).toThrow(
-        new TypeError("The serializer must return a string, got undefined"),
+        new TypeError(
+          "The serializer must return a string, got undefined (JSON.stringify returns undefined for undefined and functions)",
+        ),
       );
       const circular: Record<string, unknown> = {};
       circular["self"] = circular;
