@@ -14,7 +14,7 @@ import { chromium, type Browser, type BrowserContext, type Page } from "playwrig
 import { createApp, type DemoApp } from "../src/app";
 import { signToken } from "../src/auth/token";
 import { startNginx, type RunningNginx } from "./helpers/nginx";
-import { findProgram } from "./helpers/system";
+import { findProgram } from "../../../test-support/system";
 
 jest.setTimeout(60_000);
 

@@ -10,7 +10,7 @@ import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { createApp } from "../src/app";
-import { findProgram } from "./helpers/system";
+import { findProgram } from "../../../test-support/system";
 import {
   HTTPS_LISTEN,
   HTTP_LISTEN,

@@ -1,10 +1,10 @@
 import {
-  DEMO_TEST_PROGRAMS,
   ensurePrograms,
   findProgram,
   resetAptUpdatedForTests,
   type SystemDeps,
-} from "./helpers/system";
+} from "../../../test-support/system";
+import { DEMO_TEST_PROGRAMS } from "./helpers/programs";
 
 /** A fake system: `installed` programs exist; apt-get installs `provides[package]` programs. */
 function fakeSystem(options: {

@@ -9,10 +9,10 @@
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
-import net, { type AddressInfo } from "node:net";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { findProgram } from "./system";
+import { findProgram, freePort } from "../../../../test-support/system";
 
 export const REPO_ROOT = path.resolve(__dirname, "..", "..", "..", "..");
 export const NGINX_DIR = path.join(REPO_ROOT, "nginx");
@@ -72,18 +72,6 @@ export function applyEdits(
     );
   }
   return result;
-}
-
-/** A free TCP port on 127.0.0.1: bind port 0, read the port, close. */
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", resolve);
-  });
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 function canConnect(port: number): Promise<boolean> {

@@ -1,4 +1,5 @@
-import { DEMO_TEST_PROGRAMS, ensurePrograms } from "../helpers/system";
+import { ensurePrograms } from "../../../../test-support/system";
+import { DEMO_TEST_PROGRAMS } from "../helpers/programs";
 
 /**
  * jest globalSetup for the demo project: the nginx e2e tests, the compose check and the browser

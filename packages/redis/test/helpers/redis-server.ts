@@ -6,84 +6,19 @@
  * `ensureRedisServer()` installs Debian's `redis-server` package with apt-get when running as
  * root, and otherwise fails naming the package: a test never skips silently.
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
-import net, { type AddressInfo } from "node:net";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
+import { ensurePrograms, freePort } from "../../../../test-support/system";
 
 const PROGRAM = "redis-server";
-const DEBIAN_PACKAGE = "redis-server";
-const SEARCH_DIRS = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
-/** Bounded: a stuck apt-get (a held lock, a dead mirror) must fail the run, not hang it. */
-const APT_TIMEOUT_MS = 10 * 60_000;
 const START_TIMEOUT_MS = 10_000;
-
-function findProgram(program: string): string | undefined {
-  const dirs = [...(process.env["PATH"] ?? "").split(path.delimiter), ...SEARCH_DIRS];
-  for (const dir of dirs) {
-    if (dir === "") continue;
-    const candidate = path.join(dir, program);
-    try {
-      fs.accessSync(candidate, fs.constants.X_OK);
-      if (fs.statSync(candidate).isFile()) return candidate;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
-
-function run(command: string, args: readonly string[]): void {
-  const result = spawnSync(command, args, {
-    encoding: "utf8",
-    env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
-    stdio: ["ignore", "pipe", "pipe"],
-    timeout: APT_TIMEOUT_MS,
-    maxBuffer: 64 * 1024 * 1024,
-  });
-  if (result.error !== undefined || result.status !== 0) {
-    const output = `${result.stdout ?? ""}${result.stderr ?? ""}`.trim().split("\n").slice(-20);
-    throw new Error(
-      `\`${[command, ...args].join(" ")}\` failed (${result.error?.message ?? `exit code ${String(result.status)}`}):\n${output.join("\n")}`,
-    );
-  }
-}
 
 /** The path of `redis-server`, installing Debian's package first if needed and possible. */
 export function ensureRedisServer(): string {
-  const found = findProgram(PROGRAM);
-  if (found !== undefined) return found;
-  const aptGet = findProgram("apt-get");
-  if (process.getuid?.() !== 0 || aptGet === undefined) {
-    throw new Error(
-      `The Redis adapter tests need ${PROGRAM} (Debian package: ${DEBIAN_PACKAGE}). ` +
-        `${aptGet === undefined ? "There is no apt-get here" : "Not running as root"}, so the ` +
-        `tests cannot install it; install it with: ` +
-        `sudo apt-get install -y --no-install-recommends ${DEBIAN_PACKAGE}`,
-    );
-  }
-  process.stderr.write(`${PROGRAM} is missing: installing ${DEBIAN_PACKAGE} with apt-get\n`);
-  const lockWait = ["-o", "DPkg::Lock::Timeout=300"];
-  run(aptGet, [...lockWait, "update"]);
-  run(aptGet, [...lockWait, "install", "-y", "--no-install-recommends", DEBIAN_PACKAGE]);
-  const installed = findProgram(PROGRAM);
-  if (installed === undefined) {
-    throw new Error(`apt-get installed ${DEBIAN_PACKAGE}, but ${PROGRAM} is still missing`);
-  }
-  return installed;
-}
-
-/** A free TCP port on 127.0.0.1 (free when asked: the server binds it right after). */
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", resolve);
-  });
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
+  return ensurePrograms([{ program: PROGRAM, debianPackage: "redis-server" }]).get(PROGRAM)!;
 }
 
 export interface RedisServerOptions {

@@ -1,10 +1,13 @@
 /**
- * Makes sure the system programs the demo's tests need are installed: installs the missing ones
- * with apt-get when it can (root on Debian), and otherwise fails with an error that names each
- * missing program and the Debian package that provides it. It never skips a test silently.
+ * Test support shared by the workspace's suites (the demo's, @sluice/redis's, the soak suite):
+ * makes sure the system programs a suite needs are installed, installing the missing ones with
+ * apt-get when it can (root on Debian), and otherwise failing with an error that names each
+ * missing program and the Debian package that provides it. It never skips a test silently. Also
+ * `freePort()`, for the servers the suites start on loopback.
  */
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
+import net, { type AddressInfo } from "node:net";
 import path from "node:path";
 
 export interface ProgramRequirement {
@@ -13,14 +16,6 @@ export interface ProgramRequirement {
   /** The Debian package that provides it. */
   debianPackage: string;
 }
-
-/** What the demo's tests need: nginx and openssl for the e2e tests, docker-compose to validate the compose file, chromium for the browser test. */
-export const DEMO_TEST_PROGRAMS: readonly ProgramRequirement[] = [
-  { program: "nginx", debianPackage: "nginx" },
-  { program: "openssl", debianPackage: "openssl" },
-  { program: "docker-compose", debianPackage: "docker-compose" },
-  { program: "chromium", debianPackage: "chromium" },
-];
 
 /** The outside world, injectable so that the logic can be unit-tested without installing anything. */
 export interface SystemDeps {
@@ -134,4 +129,16 @@ export function ensurePrograms(
   const found = new Map<string, string>();
   for (const r of requirements) found.set(r.program, deps.findProgram(r.program) as string);
   return found;
+}
+
+/** A free TCP port on 127.0.0.1: bind port 0, read the port, close (free when asked). */
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", resolve);
+  });
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
 }
