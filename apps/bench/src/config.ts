@@ -31,6 +31,9 @@ export interface Config {
     events: number;
     warmup: number;
     sampleEvery: number;
+    /** Then a paced run, as in the latency scenario: `hz` events/s for `seconds`. */
+    hz: number;
+    seconds: number;
   };
 }
 
@@ -46,7 +49,15 @@ export const FULL: Config = {
   memory: { clients: 10_000, warmup: 100 },
   latency: { clients: 1_000, hz: 50, seconds: 10, warmupSeconds: 0.5, sampleEvery: 10 },
   churn: { cycles: 20_000, concurrency: 50, warmup: 500 },
-  crossProcess: { processes: 2, clients: 1_000, events: 1_000, warmup: 50, sampleEvery: 10 },
+  crossProcess: {
+    processes: 2,
+    clients: 1_000,
+    events: 1_000,
+    warmup: 50,
+    sampleEvery: 10,
+    hz: 50,
+    seconds: 5,
+  },
 };
 
 export const QUICK: Config = {
@@ -61,5 +72,13 @@ export const QUICK: Config = {
   memory: { clients: 1_000, warmup: 50 },
   latency: { clients: 200, hz: 50, seconds: 1, warmupSeconds: 0.2, sampleEvery: 10 },
   churn: { cycles: 1_000, concurrency: 50, warmup: 100 },
-  crossProcess: { processes: 2, clients: 200, events: 200, warmup: 20, sampleEvery: 10 },
+  crossProcess: {
+    processes: 2,
+    clients: 200,
+    events: 200,
+    warmup: 20,
+    sampleEvery: 10,
+    hz: 50,
+    seconds: 1,
+  },
 };

@@ -27,11 +27,16 @@ export function crossProcess(size: Size): Scenario {
       `ones) and every client of every process must receive every one. \`sluice\`: the in-memory ` +
       `reference, one process with ${n(size.clients)} clients, same events. Events/s: deliveries ` +
       `÷ time from the first publish to the last client receiving the last event; p50/p99: ` +
-      `publish-to-receive over every ${size.sampleEvery}th connection, on the machine's one clock.`,
+      `publish-to-receive over every ${size.sampleEvery}th connection, on the machine's one clock, ` +
+      `while publishing as fast as the loop turns (so they include the backlog a flood builds). ` +
+      `Then a paced run, as in the latency scenario: ${size.hz} events/s for ${size.seconds} s, ` +
+      `"paced" p50/p99: what a subscriber waits at a steady rate.`,
     columns: [
       { key: "eventsPerSec", label: "events/s", digits: 0, compare: "none" },
       { key: "p50", label: "p50 ms", digits: 2, compare: "none" },
       { key: "p99", label: "p99 ms", digits: 2, compare: "none" },
+      { key: "pacedP50", label: "paced p50 ms", digits: 2, compare: "none" },
+      { key: "pacedP99", label: "paced p99 ms", digits: 2, compare: "none" },
       { key: "clientCpuPct", label: "client CPU %", digits: 0, compare: "none" },
     ],
     variants: ["sluice", "sluice-redis"],
@@ -88,10 +93,20 @@ async function measure(
   );
   const l = d.report.latency;
   if (l === undefined) throw new Error("no latency samples were taken");
+  const paced = await harness.deliver(
+    publisher,
+    clients,
+    { cmd: "rate", events: Math.round(size.hz * size.seconds), hz: size.hz },
+    { latency: true },
+  );
+  const p = paced.report.latency;
+  if (p === undefined) throw new Error("no latency samples were taken at the paced rate");
   return {
     eventsPerSec: d.deliveries / (d.elapsedMs / 1000),
     p50: l.p50,
     p99: l.p99,
+    pacedP50: p.p50,
+    pacedP99: p.p99,
     clientCpuPct: (d.report.cpuMs / d.elapsedMs) * 100,
   };
 }
