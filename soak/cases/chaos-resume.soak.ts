@@ -22,9 +22,9 @@ import { compareEventIds } from "../../packages/redis/src/codec";
 import { startRedisServer, type RedisServer } from "../../packages/redis/test/helpers/redis-server";
 import { httpLink, type HttpLink } from "../src/http-fetch";
 import { LatencyHistogram, LoadClient, eventData } from "../src/load-client";
-import { collectGarbage, heapUsed } from "../src/memory";
+import { heapUsed } from "../src/memory";
 import { record } from "../src/record";
-import { resourcesBackTo, settledResources } from "../src/resources";
+import { resourcesLeftOpen, settledResources } from "../src/resources";
 import { scaled } from "../src/scale";
 import {
   closeAllServers,
@@ -338,12 +338,8 @@ test(`chaos resume, in memory: ${load}, a connection cut every ${FAULT_EVERY_MS}
   const result = await chaos({ servers, compare: compareMemoryIds });
   await channel.close();
   await close();
-  await collectGarbage();
   const heapAfter = await heapUsed();
-  const leftOpen = await resourcesBackTo(resourcesBefore).then(
-    () => "",
-    (err: Error) => err.message,
-  );
+  const leftOpen = await resourcesLeftOpen(resourcesBefore);
 
   record({
     case: "chaos resume (memory)",
@@ -439,12 +435,8 @@ describe("on Redis", () => {
     await Promise.all(adapters.map((adapter) => adapter.close()));
     await closeAllServers();
     client.destroy();
-    await collectGarbage();
     const heapAfter = await heapUsed();
-    const leftOpen = await resourcesBackTo(resourcesBefore).then(
-      () => "",
-      (err: Error) => err.message,
-    );
+    const leftOpen = await resourcesLeftOpen(resourcesBefore);
 
     record({
       case: "chaos resume (redis)",

@@ -13,11 +13,14 @@ export async function settledResources(): Promise<Record<string, number>> {
   return activeResources();
 }
 
-/** Resolves once `activeResources()` equals `baseline`; rejects naming the difference. */
-export async function resourcesBackTo(
+/**
+ * Waits until `activeResources()` equals `baseline` and resolves `""`, or, after `timeout` ms,
+ * resolves what is still open ("Timeout 2 -> 3"), for the case's row and its assertion.
+ */
+export async function resourcesLeftOpen(
   baseline: Record<string, number>,
   timeout = 10_000,
-): Promise<void> {
+): Promise<string> {
   const deadline = Date.now() + timeout;
   for (;;) {
     const now = activeResources();
@@ -25,9 +28,9 @@ export async function resourcesBackTo(
     const diff = [...types]
       .filter((type) => (now[type] ?? 0) !== (baseline[type] ?? 0))
       .map((type) => `${type} ${baseline[type] ?? 0} -> ${now[type] ?? 0}`);
-    if (diff.length === 0) return;
+    if (diff.length === 0) return "";
     if (Date.now() > deadline) {
-      throw new Error(`Active resources not back to the baseline after ${timeout} ms: ${diff}`);
+      return `Active resources not back to the baseline after ${timeout} ms: ${diff}`;
     }
     await sleep(20);
   }
