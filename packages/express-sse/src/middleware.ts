@@ -64,19 +64,15 @@ const withGetter = new WeakSet<object>();
  */
 function installGetter(res: ServerResponse): void {
   const proto = Object.getPrototypeOf(res) as object;
-  if (withGetter.has(proto)) {
-    if (Object.getOwnPropertyDescriptor(res, "sse") === undefined) return;
-  } else {
+  if (!withGetter.has(proto)) {
     const base = expressBase(proto);
     if (base !== undefined && !Object.prototype.hasOwnProperty.call(base, "sse")) {
       Object.defineProperty(base, "sse", SSE_PROPERTY);
     }
-    if (base !== undefined && findGetter(proto) === sseGetter) {
-      withGetter.add(proto);
-      if (Object.getOwnPropertyDescriptor(res, "sse") === undefined) return;
-    }
+    if (findGetter(proto) === sseGetter) withGetter.add(proto);
   }
-  if (Object.getOwnPropertyDescriptor(res, "sse")?.get !== sseGetter) {
+  const own = Object.getOwnPropertyDescriptor(res, "sse");
+  if (own === undefined ? !withGetter.has(proto) : own.get !== sseGetter) {
     Object.defineProperty(res, "sse", SSE_PROPERTY);
   }
 }
