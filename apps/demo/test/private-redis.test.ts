@@ -1,14 +1,12 @@
-import http from "node:http";
-import type { AddressInfo } from "node:net";
 import request from "supertest";
 import { collectEvents } from "@sluice/express-sse/testing";
-import { createRedisAdapter, type RedisAdapter } from "@sluice/redis";
 import {
   ensureRedisServer,
   startRedisServer,
   type RedisServer,
 } from "../../../packages/redis/test/helpers/redis-server";
-import { createApp, type DemoApp } from "../src/app";
+import { createApp } from "../src/app";
+import { startReplicas, stopReplicas, type Replica } from "./helpers/replicas";
 import { STREAM_ERRORS } from "../src/feeds/private";
 import type { Notification } from "../src/feeds/user-channels";
 import { eventsPath, login, mintToken, notify } from "./helpers/private";
@@ -21,34 +19,16 @@ jest.setTimeout(30_000);
 // stream wherever it is.
 const SECRET = "shared-replica-secret-0123456789-abcdef";
 let redis: RedisServer;
-const replicas: Array<{ app: DemoApp; server: http.Server; adapter: RedisAdapter; url: string }> =
-  [];
+let replicas: Replica[] = [];
 
 beforeAll(async () => {
   ensureRedisServer();
   redis = await startRedisServer();
-  for (let i = 0; i < 2; i++) {
-    const adapter = createRedisAdapter({ url: redis.url });
-    const app = createApp({ adapter, heartbeatMs: 0, streamSecret: SECRET });
-    const server = app.listen(0, "127.0.0.1");
-    await new Promise<void>((resolve) => server.once("listening", () => resolve()));
-    await adapter.ready();
-    replicas.push({
-      app,
-      server,
-      adapter,
-      url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    });
-  }
+  replicas = await startReplicas(redis.url, 2, { streamSecret: SECRET });
 });
 
 afterAll(async () => {
-  for (const { app, server, adapter } of replicas) {
-    server.closeAllConnections();
-    await new Promise((resolve) => server.close(resolve));
-    await app.close();
-    await adapter.close();
-  }
+  await stopReplicas(replicas);
   await redis?.dispose();
 });
 

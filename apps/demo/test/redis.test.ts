@@ -1,46 +1,26 @@
-import http from "node:http";
-import type { AddressInfo } from "node:net";
 import { collectEvents } from "@sluice/express-sse/testing";
-import { createRedisAdapter, type RedisAdapter } from "@sluice/redis";
 import {
   ensureRedisServer,
   startRedisServer,
   type RedisServer,
 } from "../../../packages/redis/test/helpers/redis-server";
-import { createApp, type DemoApp } from "../src/app";
+import { startReplicas, stopReplicas, type Replica } from "./helpers/replicas";
 
 jest.setTimeout(30_000);
 
 // REDIS_URL in src/main.ts: two replicas of the demo share the chat through Redis, as they do
 // behind nginx in docker compose. Here both run in this process, each with its own adapter.
 let redis: RedisServer;
-const replicas: Array<{ app: DemoApp; server: http.Server; adapter: RedisAdapter; url: string }> =
-  [];
+let replicas: Replica[] = [];
 
 beforeAll(async () => {
   ensureRedisServer();
   redis = await startRedisServer();
-  for (let i = 0; i < 2; i++) {
-    const adapter = createRedisAdapter({ url: redis.url });
-    const app = createApp({ adapter, heartbeatMs: 0 });
-    const server = app.listen(0, "127.0.0.1");
-    await new Promise<void>((resolve) => server.once("listening", () => resolve()));
-    replicas.push({
-      app,
-      server,
-      adapter,
-      url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    });
-  }
+  replicas = await startReplicas(redis.url, 2);
 });
 
 afterAll(async () => {
-  for (const { app, server, adapter } of replicas) {
-    server.closeAllConnections();
-    await new Promise((resolve) => server.close(resolve));
-    await app.close();
-    await adapter.close();
-  }
+  await stopReplicas(replicas);
   await redis?.dispose();
 });
 
