@@ -4,8 +4,15 @@
  * A channel asks its adapter for one `AdapterChannel` per channel name, then:
  * - `publish(event)`: appends an event; resolves with its id once it is stored (for a distributed
  *   adapter: durable and visible to every instance). Ids are strictly increasing per channel.
- * - `listen(onEvent)`: receives every appended event, from this process or any other, exactly
- *   once and in id order. One listener per channel; the channel fans out locally.
+ * - `listen(onEvent, onReset)`: receives every appended event, from this process or any other,
+ *   exactly once and in id order, while the channel is active. One listener per channel; the
+ *   channel fans out locally. `onReset` is called when the adapter finds that events it had to
+ *   deliver are gone (a distributed store lost or trimmed them before this process read them): the
+ *   channel then sends its live subscribers `event: reset`, never a silent gap.
+ * - `setActive(active)` (optional): the channel has local subscribers (`true`) or none left
+ *   (`false`). A distributed adapter receives a channel's events only while it is active, so a
+ *   channel nobody in this process listens to costs this process nothing. Events published while
+ *   a channel is inactive are not delivered to its listener (nobody here would receive them).
  * - `history(afterId)`: the retained events after `afterId`, or a reset (`unknown`: the id was not
  *   issued by this channel, `too-old`: events after it were trimmed), with the oldest and newest
  *   ids still held. May be synchronous.
@@ -51,9 +58,23 @@ export type HistoryResult =
       readonly newestId: string | undefined;
     };
 
+/**
+ * What `onReset` receives: the live feed lost events (see {@link AdapterChannel.listen}).
+ * `reason` is `unknown` when the store no longer knows the last id delivered (it lost data, as in
+ * a failover with asynchronous replication) and `too-old` when events after it were trimmed or
+ * expired before this process read them. Delivery goes on after `newestId`.
+ */
+export interface AdapterReset {
+  readonly reason: "unknown" | "too-old";
+  readonly oldestId: string | undefined;
+  readonly newestId: string | undefined;
+}
+
 export interface AdapterChannel {
   publish(event: AdapterPublish): Promise<string>;
-  listen(onEvent: (event: AdapterEvent) => void): void;
+  listen(onEvent: (event: AdapterEvent) => void, onReset?: (reset: AdapterReset) => void): void;
+  /** This process has subscribers on the channel (`true`) or none left (`false`). */
+  setActive?(active: boolean): void;
   history(afterId: string): HistoryResult | Promise<HistoryResult>;
   compare(a: string, b: string): number;
   close(): void | Promise<void>;

@@ -5,6 +5,7 @@ import {
   type Adapter,
   type AdapterChannel,
   type AdapterEvent,
+  type AdapterReset,
   type HistoryResult,
 } from "./adapter";
 import { Frame, describe, serializedText, validateEventName } from "./frame";
@@ -205,7 +206,10 @@ export class Channel<Events extends EventMap = EventMap>
       );
     }
     this._adapter = adapter.open(name, { history });
-    this._adapter.listen((event) => this._deliver(event));
+    this._adapter.listen(
+      (event) => this._deliver(event),
+      (reset) => this._resetLive(reset),
+    );
   }
 
   /** Subscribers currently connected. */
@@ -285,6 +289,9 @@ export class Channel<Events extends EventMap = EventMap>
         ? new Subscription(stream, filter)
         : null;
     this._subs.set(stream, sub);
+    // The first local subscriber: the adapter starts receiving the channel's events (before the
+    // history read below, so that the live feed covers everything after it).
+    if (this._subs.size === 1) this._adapter.setActive?.(true);
     // The stream's owner slot costs no closure; a stream on several channels uses onClose for
     // the others.
     if (stream._owner === undefined) stream._owner = this;
@@ -414,6 +421,36 @@ export class Channel<Events extends EventMap = EventMap>
     if (this._batch.length === 1) queueMicrotask(this._flushTask);
   }
 
+  /**
+   * The adapter lost events this channel's live subscribers should have had (a store that lost
+   * data in a failover, or trimmed it before this process read it): every subscriber gets
+   * `event: reset`, as a resuming client would, and live events go on after `newestId`. A
+   * subscriber still replaying history is closed instead: it reconnects and resumes from its own
+   * last id, which history answers exactly.
+   */
+  private _resetLive(reset: AdapterReset): void {
+    this._flush(); // events delivered before the reset go out before it
+    if (this._subs.size === 0) return;
+    const data: ResetData = {
+      reason: reset.reason,
+      oldestId: reset.oldestId ?? null,
+      newestId: reset.newestId ?? null,
+    };
+    const frame = Frame.event(JSON.stringify(data), { event: "reset", id: reset.newestId ?? "" });
+    for (const [stream, sub] of [...this._subs]) {
+      if (sub?.pending !== undefined) {
+        stream.close();
+        continue;
+      }
+      if (sub !== null && sub.after !== undefined) {
+        sub.after = undefined;
+        this._settle(sub);
+      }
+      this._stats.resets++;
+      this._count(stream, frame, 1);
+    }
+  }
+
   /** @internal Writes the batch of this tick. */
   _flush(): void {
     const events = this._batch;
@@ -506,7 +543,10 @@ export class Channel<Events extends EventMap = EventMap>
     this._subs.delete(stream);
     if (sub !== null) sub.pending = undefined; // ends a replay in progress
     if (reason.type === "max-buffered-bytes") this._stats.slowClientsDropped++;
-    if (this._subs.size === 0) this._stopSweep();
+    if (this._subs.size === 0) {
+      this._stopSweep();
+      if (!this._closed) this._adapter.setActive?.(false);
+    }
     this.emit("leave", stream, reason);
   }
 

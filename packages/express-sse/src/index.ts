@@ -24,6 +24,7 @@ export type {
   AdapterChannelOptions,
   AdapterEvent,
   AdapterPublish,
+  AdapterReset,
   HistoryResult,
 } from "./adapter";
 export type { HistoryOptions } from "./history";

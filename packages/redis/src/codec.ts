@@ -1,6 +1,6 @@
 /**
- * How a channel event is stored in a Redis stream entry, and how stream ids are read and ordered.
- * Pure: no I/O.
+ * How a channel event is stored in a Redis stream entry and announced on pub/sub, and how stream
+ * ids are read and ordered. Pure: no I/O.
  *
  * An entry has the field `d` (the data) and, for a named event, `e` (the event name), and `s` = `1`
  * when the data is the serializer's output (the value was not a string), so another process's
@@ -39,6 +39,47 @@ export function decodeEntry(id: string, fields: readonly string[]): AdapterEvent
   // An empty name cannot come from a Channel (it refuses them); treat it as a plain message.
   const name = event === "" ? undefined : event;
   return serialized ? { id, event: name, data, serialized } : { id, event: name, data };
+}
+
+/**
+ * The pub/sub message that announces an entry (built by the publish script, see scripts.ts):
+ * `<id> <prev> <flags><event name>\n<data>`, where `prev` is the id of the entry published just
+ * before it on the same stream ("0-0": none known) and `flags` one digit: 1 = a named event,
+ * 2 = serialized data, 3 = both. Ids and event names never hold a line break, so the first one
+ * ends the header.
+ */
+export interface Announcement {
+  readonly id: string;
+  readonly prev: string;
+  readonly event: AdapterEvent;
+}
+
+/** Flags of a publish, as the script and {@link decodeAnnouncement} agree on them. */
+export function publishFlags(event: AdapterPublish): string {
+  return String((event.event === undefined ? 0 : 1) + (event.serialized === true ? 2 : 0));
+}
+
+/**
+ * Reads an announcement; `undefined` if it is not one (something else published on the channel).
+ * `tag` is the stream's (see {@link toEventId}).
+ */
+export function decodeAnnouncement(message: string, tag: string): Announcement | undefined {
+  const space1 = message.indexOf(" ");
+  const space2 = message.indexOf(" ", space1 + 1);
+  const newline = message.indexOf("\n", space2 + 1);
+  if (space1 <= 0 || space2 <= space1 || newline <= space2) return undefined;
+  const id = message.slice(0, space1);
+  const prev = message.slice(space1 + 1, space2);
+  const flags = message.charCodeAt(space2 + 1) - 48;
+  if (!isStreamId(id) || !isStreamId(prev) || flags < 0 || flags > 3) return undefined;
+  const name = (flags & 1) === 1 ? message.slice(space2 + 2, newline) : undefined;
+  const data = message.slice(newline + 1);
+  const eventId = toEventId(id, tag);
+  const event: AdapterEvent =
+    (flags & 2) === 2
+      ? { id: eventId, event: name === "" ? undefined : name, data, serialized: true }
+      : { id: eventId, event: name === "" ? undefined : name, data };
+  return { id, prev, event };
 }
 
 /** Bytes a stream id part may have: 2^64 - 1 has 20 digits. */

@@ -1,5 +1,5 @@
 /** Errors of the Redis adapter that callers may want to tell apart. */
-import type { Failure } from "./client";
+import type { Failure } from "./replies";
 
 /**
  * A publish that Redis did not confirm. `stored` says whether publishing again could duplicate

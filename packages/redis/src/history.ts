@@ -15,38 +15,52 @@
  *   one is older than `maxAge`;
  * - otherwise the events after it (`XRANGE key afterId + COUNT max+2`, the id itself dropped).
  *
+ * - a stream that is gone (its history expired, or Redis lost it) while its last-id key (keys.ts)
+ *   is still there: an id equal to it missed nothing (no events); an older one is `too-old`; any
+ *   other `unknown`.
+ *
  * Redis 7.0 does not count trimmed entries in `max-deleted-entry-id` (only `XDEL`ed ones), hence
  * the first entry and `entries-added`. The adapter keeps `max + 1` entries at least, so the one
  * just before the oldest retained is still there and a client holding it is not reset for
  * nothing.
  */
 import type { AdapterChannelOptions, AdapterEvent, HistoryResult } from "@sluice/express-sse";
-import type { Connection, Entry, StreamInfo } from "./client";
+import type { Connection } from "./client";
 import { ZERO_ID, compareStreamIds, decodeEntry, streamIdMs, toEventId, toStreamId } from "./codec";
+import { lastId, range, rangeReverse, streamInfo, timeMs, type StreamInfo } from "./commands";
+import type { Entry } from "./replies";
 
 type Bounds = AdapterChannelOptions["history"];
 
 const UP_TO_DATE: HistoryResult = Object.freeze({ kind: "events", events: Object.freeze([]) });
 
-/** The stream `key` (whose ids carry `tag`, see codec.ts) after event id `afterEventId`. */
+/** Where a channel's events are: its stream, its last-id key, and the tag of its ids. */
+export interface StreamKeys {
+  readonly key: string;
+  readonly lastKey: string;
+  readonly tag: string;
+}
+
+/** The stream of `keys` after event id `afterEventId`. */
 export async function readHistory(
   redis: Connection,
-  key: string,
-  tag: string,
+  keys: StreamKeys,
   afterEventId: string,
   bounds: Bounds,
 ): Promise<HistoryResult> {
+  const { key, tag } = keys;
   const parsed = toStreamId(afterEventId, tag);
   const valid = parsed !== undefined && parsed !== ZERO_ID;
   const afterId = parsed ?? ZERO_ID;
   // Sent together: one round trip.
-  const [info, entries, now] = await Promise.all([
-    redis.info(key),
-    valid ? redis.range(key, afterId, "+", bounds.max + 2) : undefined,
-    bounds.maxAge === Infinity ? undefined : redis.timeMs(),
+  const [info, entries, last, now] = await Promise.all([
+    streamInfo(redis, key),
+    valid ? range(redis, key, afterId, "+", bounds.max + 2) : undefined,
+    lastId(redis, keys.lastKey),
+    bounds.maxAge === Infinity ? undefined : timeMs(redis, key),
   ]);
   if (info === undefined || info.lastGeneratedId === ZERO_ID) {
-    return { kind: "unknown", oldestId: undefined, newestId: undefined };
+    return gone(afterId, valid, last, tag);
   }
   const reset = async (kind: "unknown" | "too-old"): Promise<HistoryResult> => {
     const oldest = await oldestRetained(redis, key, info, bounds, now);
@@ -78,6 +92,20 @@ export async function readHistory(
     return reset("too-old");
   }
   return { kind: "events", events: decodeAll(after, tag) };
+}
+
+/** The stream is gone; what its last-id key (if still there) says of `afterId`. */
+function gone(
+  afterId: string,
+  valid: boolean,
+  last: string | undefined,
+  tag: string,
+): HistoryResult {
+  if (last === undefined) return { kind: "unknown", oldestId: undefined, newestId: undefined };
+  if (valid && afterId === last) return UP_TO_DATE;
+  const newestId = toEventId(last, tag);
+  const older = valid && compareStreamIds(afterId, last) < 0;
+  return { kind: older ? "too-old" : "unknown", oldestId: undefined, newestId };
 }
 
 function isExpired(id: string, now: number, maxAge: number): boolean {
@@ -113,11 +141,11 @@ async function oldestRetained(
   // Both reads end at the newest id of `info`, so events published meanwhile don't shift them.
   const newest = info.lastGeneratedId;
   if (skip === 0) byCount = info.firstEntryId;
-  else if (skip + 1 <= keep) byCount = (await redis.range(key, "-", newest, skip + 1)).at(-1)?.[0];
-  else byCount = (await redis.rangeReverse(key, newest, "-", keep)).at(-1)?.[0];
+  else if (skip + 1 <= keep) byCount = (await range(redis, key, "-", newest, skip + 1)).at(-1)?.[0];
+  else byCount = (await rangeReverse(redis, key, newest, "-", keep)).at(-1)?.[0];
   if (now === undefined || byCount === undefined) return byCount;
   const since = Math.max(0, now - bounds.maxAge);
-  const byAge = (await redis.range(key, `${since}-0`, "+", 1))[0]?.[0];
+  const byAge = (await range(redis, key, `${since}-0`, "+", 1))[0]?.[0];
   if (byAge === undefined) return undefined;
   return compareStreamIds(byAge, byCount) > 0 ? byAge : byCount;
 }

@@ -1,7 +1,7 @@
 export { RedisAdapter, createRedisAdapter } from "./redis-adapter";
 export { RedisPublishError } from "./errors";
-export { DEFAULT_PREFIX, streamKey } from "./keys";
+export { DEFAULT_PREFIX, hashSlot, lastIdKey, streamKey } from "./keys";
 
 export type { RedisAdapterStats } from "./redis-adapter";
 export type { RedisAdapterOptions } from "./options";
-export type { NodeRedisClient } from "./client";
+export type { AnyRedisClient, NodeRedisClient, NodeRedisCluster } from "./client";

@@ -1,21 +1,31 @@
 /** `createRedisAdapter()` options: types, defaults and validation (once, at the call). */
 import { DEFAULT_BACKOFF, type BackoffOptions } from "./backoff";
-import type { NodeRedisClient } from "./client";
+import type { AnyRedisClient } from "./client";
 import { resolvePrefix } from "./keys";
 
 export interface RedisAdapterOptions {
   /**
-   * `redis[s]://[[user][:password]@][host][:port][/db]`: the adapter creates its two connections
-   * (commands, blocking reader) and closes them in `close()`. Give `url` or `client`, not both.
+   * `redis[s]://[[user][:password]@][host][:port][/db]` of a standalone Redis: the adapter creates
+   * its two connections (commands, pub/sub) and closes them in `close()`. Give one of `url`,
+   * `rootNodes` and `client`.
    */
   url?: string;
   /**
-   * A node-redis client (`createClient()` from `redis` v5 or v6) that you created, connect and
-   * close: commands run on it, and the blocking reader is a `duplicate()` of it that the adapter
-   * owns. `close()` never closes this client. Give `url` or `client`, not both.
+   * Root node URLs of a Redis Cluster (`["redis://10.0.0.1:7000", …]`; one reachable node is
+   * enough, the rest of the cluster is discovered): the adapter creates its two cluster clients
+   * (commands, sharded pub/sub) and closes them in `close()`.
    */
-  client?: NodeRedisClient;
-  /** Prepended to channel names to make stream keys: channel "chat" is `sluice:chat`. @defaultValue "sluice:" */
+  rootNodes?: readonly string[];
+  /**
+   * A node-redis client that you created, connect and close: `createClient()` (redis v5 or v6) or
+   * `createCluster()` (redis v6.0.1 or later). Commands run on it; pub/sub runs on a `duplicate()`
+   * of it that the adapter owns. `close()` never closes your client.
+   */
+  client?: AnyRedisClient;
+  /**
+   * Prepended to keys: channel "chat" is the stream `sluice:{chat}` (the braces make the name the
+   * hash tag, so a channel's keys share a cluster slot). No braces allowed. @defaultValue "sluice:"
+   */
   prefix?: string;
   /**
    * Entries every stream keeps at least, whatever the channel's `history.max` (trimming is
@@ -31,11 +41,17 @@ export interface RedisAdapterOptions {
    */
   publishTimeout?: number;
   /**
-   * ms each blocking `XREAD` waits before it is sent again. Also bounds how late a newly opened
-   * channel starts to be read where `CLIENT UNBLOCK` is not allowed, and (plus 5 s) how long a
-   * silently dead connection goes unnoticed. @defaultValue 5000
+   * ms between two `PING`s of the pub/sub connection while it has subscriptions (standalone). A
+   * connection that does not answer within this time is replaced, and every channel is read from
+   * its last delivered id: a silently dead link (a dropped NAT entry, a frozen server) is noticed
+   * within twice this time. @defaultValue 5000
    */
-  blockTimeout?: number;
+  pingInterval?: number;
+  /**
+   * ms a channel's last-id key outlives its history when the history expires (a channel `maxAge`):
+   * within this time, a client resuming from the newest id gets no reset. @defaultValue 86400000 (a day)
+   */
+  lastIdTtl?: number;
   /**
    * Reconnection backoff of the connections the adapter creates: exponential from `minDelay` up
    * to `maxDelay` ms, with random jitter (each delay is 50-100% of its ceiling).
@@ -46,11 +62,13 @@ export interface RedisAdapterOptions {
 
 export interface ResolvedOptions {
   readonly url: string | undefined;
-  readonly client: NodeRedisClient | undefined;
+  readonly rootNodes: readonly string[] | undefined;
+  readonly client: AnyRedisClient | undefined;
   readonly prefix: string;
   readonly minStreamLength: number;
   readonly publishTimeout: number;
-  readonly blockTimeout: number;
+  readonly pingInterval: number;
+  readonly lastIdTtl: number;
   readonly backoff: BackoffOptions;
 }
 
@@ -60,20 +78,37 @@ const KNOWN = new Set([
   "prefix",
   "minStreamLength",
   "publishTimeout",
-  "blockTimeout",
+  "pingInterval",
+  "lastIdTtl",
   "reconnect",
+  "rootNodes",
 ]);
 
 export function resolveOptions(options: RedisAdapterOptions): ResolvedOptions {
   if (options === null || typeof options !== "object") {
-    throw new TypeError("createRedisAdapter() needs an options object: { url } or { client }");
+    throw new TypeError(
+      "createRedisAdapter() needs an options object: { url }, { rootNodes } or { client }",
+    );
   }
   for (const key of Object.keys(options)) {
     if (!KNOWN.has(key)) throw new TypeError(`Unknown createRedisAdapter() option "${key}"`);
   }
-  const { url, client } = options;
-  if ((url === undefined) === (client === undefined)) {
-    throw new TypeError('createRedisAdapter() needs exactly one of the "url" and "client" options');
+  const { url, client, rootNodes } = options;
+  const given = [url, client, rootNodes].filter((value) => value !== undefined).length;
+  if (given !== 1) {
+    throw new TypeError(
+      'createRedisAdapter() needs exactly one of the "url", "rootNodes" and "client" options',
+    );
+  }
+  if (
+    rootNodes !== undefined &&
+    (!Array.isArray(rootNodes) ||
+      rootNodes.length === 0 ||
+      rootNodes.some((node) => typeof node !== "string" || node === ""))
+  ) {
+    throw new TypeError(
+      'The "rootNodes" option must be a non-empty array of URLs like ["redis://127.0.0.1:7000"]',
+    );
   }
   if (url !== undefined && (typeof url !== "string" || url === "")) {
     throw new TypeError(
@@ -88,7 +123,7 @@ export function resolveOptions(options: RedisAdapterOptions): ResolvedOptions {
       typeof client.duplicate !== "function")
   ) {
     throw new TypeError(
-      'The "client" option must be a node-redis client (createClient() from "redis")',
+      'The "client" option must be a node-redis client (createClient() or createCluster() from "redis")',
     );
   }
   const reconnect = options.reconnect ?? {};
@@ -109,11 +144,13 @@ export function resolveOptions(options: RedisAdapterOptions): ResolvedOptions {
   }
   return Object.freeze({
     url,
+    rootNodes: rootNodes === undefined ? undefined : Object.freeze([...rootNodes]),
     client,
     prefix: resolvePrefix(options.prefix),
     minStreamLength: integer("minStreamLength", options.minStreamLength, 1000, 0),
     publishTimeout: integer("publishTimeout", options.publishTimeout, 5000, 1),
-    blockTimeout: integer("blockTimeout", options.blockTimeout, 5000, 1),
+    pingInterval: integer("pingInterval", options.pingInterval, 5000, 1),
+    lastIdTtl: integer("lastIdTtl", options.lastIdTtl, 86_400_000, 1),
     backoff: Object.freeze({ minDelay, maxDelay }),
   });
 }

@@ -109,10 +109,14 @@ export function adapterContract(
       );
     }
 
-    /** Listens and collects every event delivered to `channel`. */
+    /**
+     * Listens and collects every event delivered to `channel`, made active as a Channel does for
+     * its first subscriber: every event published after this call must arrive.
+     */
     function collect(channel: AdapterChannel): AdapterEvent[] {
       const received: AdapterEvent[] = [];
       channel.listen((event) => received.push(event));
+      channel.setActive?.(true);
       return received;
     }
 

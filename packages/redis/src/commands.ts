@@ -1,0 +1,132 @@
+/**
+ * The Redis commands the adapter sends on its command connection, as typed functions over
+ * `Connection#send`. Every command names its key, so that a cluster routes it to the node that
+ * serves the key's slot (MOVED, ASK and failover are node-redis's job).
+ */
+import type { Connection } from "./client";
+import { asEntries, asRecord, asString, answerWithin, type Entry } from "./replies";
+import { PUBLISH_SCRIPT, PUBLISH_SHA } from "./scripts";
+
+/** What `XINFO STREAM` says about a stream (Redis 7 fields). */
+export interface StreamInfo {
+  /** Entries in the stream now. */
+  readonly length: number;
+  /** Entries ever added: more than `length` once anything was trimmed or deleted. */
+  readonly entriesAdded: number;
+  readonly lastGeneratedId: string;
+  /** Newest id removed by `XDEL` ("0-0": none). Redis 7.0 does not count trimming here. */
+  readonly maxDeletedEntryId: string;
+  /** The oldest entry still in the stream. */
+  readonly firstEntryId: string | undefined;
+}
+
+export interface PublishArgs {
+  readonly stream: string;
+  readonly lastKey: string;
+  readonly maxLen: number;
+  /** ms; 0: none. */
+  readonly maxAge: number;
+  /** ms the last-id key lives; 0: for ever. */
+  readonly lastTtl: number;
+  readonly flags: string;
+  readonly event: string;
+  readonly data: string;
+}
+
+/**
+ * Runs the publish script (scripts.ts): resolves with the new entry's id, or fails with a
+ * `NoAnswerError` after `timeout` ms. `EVALSHA` first; a node that does not have the script yet
+ * (a new server, a restart, a replica just promoted) answers `NOSCRIPT` without running anything,
+ * and gets the script itself with `EVAL`.
+ */
+export async function publishEntry(
+  redis: Connection,
+  args: PublishArgs,
+  timeout: number,
+): Promise<string> {
+  const rest = [
+    "2",
+    args.stream,
+    args.lastKey,
+    String(args.maxLen),
+    String(args.maxAge),
+    String(args.lastTtl),
+    args.flags,
+    args.event,
+    args.data,
+  ];
+  // node-redis's own `timeout` only covers the wait to be written; the deadline covers the answer.
+  const options = { typeMapping: {}, timeout };
+  try {
+    return asString(
+      await answerWithin(
+        redis.send(args.stream, ["EVALSHA", PUBLISH_SHA, ...rest], options),
+        timeout,
+      ),
+    );
+  } catch (err) {
+    if (!(err instanceof Error) || !err.message.startsWith("NOSCRIPT")) throw err;
+  }
+  return asString(
+    await answerWithin(
+      redis.send(args.stream, ["EVAL", PUBLISH_SCRIPT, ...rest], options),
+      timeout,
+    ),
+  );
+}
+
+/** `XINFO STREAM key`, or `undefined` when the key does not exist. */
+export async function streamInfo(redis: Connection, key: string): Promise<StreamInfo | undefined> {
+  let reply: unknown;
+  try {
+    reply = await redis.send(key, ["XINFO", "STREAM", key]);
+  } catch (err) {
+    if (err instanceof Error && /no such key/i.test(err.message)) return undefined;
+    throw err;
+  }
+  const info = asRecord(reply);
+  const first = info["first-entry"];
+  return {
+    length: Number(info["length"] ?? 0),
+    entriesAdded: Number(info["entries-added"] ?? 0),
+    lastGeneratedId: asString(info["last-generated-id"] ?? "0-0"),
+    maxDeletedEntryId: asString(info["max-deleted-entry-id"] ?? "0-0"),
+    firstEntryId: Array.isArray(first) ? asString(first[0]) : undefined,
+  };
+}
+
+/** `XRANGE key start end COUNT count` (`start` may be exclusive: `(id`). */
+export async function range(
+  redis: Connection,
+  key: string,
+  start: string,
+  end: string,
+  count: number,
+): Promise<Entry[]> {
+  return asEntries(await redis.send(key, ["XRANGE", key, start, end, "COUNT", String(count)]));
+}
+
+/** `XREVRANGE key end start COUNT count`: newest first. */
+export async function rangeReverse(
+  redis: Connection,
+  key: string,
+  end: string,
+  start: string,
+  count: number,
+): Promise<Entry[]> {
+  return asEntries(await redis.send(key, ["XREVRANGE", key, end, start, "COUNT", String(count)]));
+}
+
+/** `GET key` of a last-id key: the newest id ever published, or `undefined`. */
+export async function lastId(redis: Connection, key: string): Promise<string | undefined> {
+  const reply = await redis.send(key, ["GET", key]);
+  return reply === null || reply === undefined ? undefined : asString(reply);
+}
+
+/** Redis's clock (`TIME`) in ms, on the node serving `key` (the clock that stamps its ids). */
+export async function timeMs(redis: Connection, key: string): Promise<number> {
+  // TIME names no key; on a cluster, routed by `key` to the node whose clock issues its ids.
+  const reply = await redis.send(key, ["TIME"]);
+  if (!Array.isArray(reply)) throw new TypeError(`Unexpected TIME reply: ${String(reply)}`);
+  return Number(reply[0]) * 1000 + Math.floor(Number(reply[1]) / 1000);
+}

@@ -1,0 +1,402 @@
+/**
+ * The live feed: sharded pub/sub on the channels this process has subscribers for, and nothing
+ * else. Its cost per event is one message to the processes that listen to that channel, whatever
+ * the number of open channels; a channel nobody here listens to costs this process nothing.
+ *
+ * Per stream (state.ts), while it is active:
+ * 1. `SSUBSCRIBE` (batched: every channel activated in the same tick in one command per slot),
+ *    and, at once on the command connection, the start position: the newest id ever published
+ *    (the last-id key), or, if Redis answers late, the Redis time of the activation (the time
+ *    since activation bounds it), whichever is older, so nothing published after the activation
+ *    is missed;
+ * 2. once both are known, a gap read from the start position (gaps.ts), then the announcements
+ *    that arrived meanwhile, without the ones already read;
+ * 3. live: an announcement whose `prev` is the last id delivered is delivered at once; one that is
+ *    older is a duplicate; any other means something was missed, and the stream is read from the
+ *    last id delivered before going on (so the order is always the stream's);
+ * 4. after a reconnect (the subscriptions are back) every active stream is read from its last id.
+ *
+ * Own publishes arrive like every other process's (so the order is the same everywhere); the
+ * feed waits for their replies, which carry their values (publisher.ts), before delivering.
+ */
+import type { AdapterEvent, AdapterReset } from "@sluice/express-sse";
+import { backoffDelay, type BackoffOptions } from "./backoff";
+import type { Connection } from "./client";
+import {
+  ZERO_ID,
+  compareStreamIds,
+  decodeAnnouncement,
+  decodeEntry,
+  toEventId,
+  type Announcement,
+} from "./codec";
+import { lastId, timeMs } from "./commands";
+import { readGap } from "./gaps";
+import { Live, type StreamState } from "./state";
+import type { Subscriber } from "./subscriber";
+
+/** What the feed needs from the adapter. */
+export interface FeedHost {
+  readonly commands: Connection;
+  readonly subscriber: Subscriber;
+  readonly backoff: BackoffOptions;
+  readonly streams: ReadonlyMap<string, StreamState>;
+  readonly closed: boolean;
+  report(error: Error): void;
+  /** Counts: events delivered (per receiver), gap reads, resets. */
+  readonly counters: { delivered: number; gapReads: number; resets: number };
+}
+
+export class LiveFeed {
+  private readonly _toSubscribe = new Set<StreamState>();
+  private readonly _toUnsubscribe = new Set<StreamState>();
+  private _flushScheduled = false;
+  private _subscribeFailures = 0;
+  private _retryTimer: NodeJS.Timeout | undefined = undefined;
+  /** Streams waiting for the command connection to read their start position. */
+  private readonly _unstarted = new Set<StreamState>();
+
+  constructor(private readonly _host: FeedHost) {}
+
+  /** Starts the feed of a stream that became wanted. */
+  activate(stream: StreamState): void {
+    stream.live = Live.On;
+    stream.generation++;
+    stream.activatedAt = performance.now();
+    stream.subscribed = false;
+    stream.position = undefined;
+    stream.trusted = true;
+    stream.queue = [];
+    stream.needsRead = true;
+    this._toUnsubscribe.delete(stream);
+    this._toSubscribe.add(stream);
+    this._schedule();
+    this._start(stream, 0);
+  }
+
+  /** Stops the feed of a stream nobody here listens to any more. */
+  deactivate(stream: StreamState): void {
+    if (stream.live === Live.Idle) return;
+    stream.live = Live.Idle;
+    stream.generation++;
+    stream.queue = [];
+    stream.position = undefined;
+    stream.values.clear();
+    this._unstarted.delete(stream);
+    this._toSubscribe.delete(stream);
+    if (stream.subscribed) {
+      stream.subscribed = false;
+      this._toUnsubscribe.add(stream);
+      this._schedule();
+    }
+  }
+
+  /** A pub/sub message. */
+  onMessage(message: string, channel: string): void {
+    const stream = this._host.streams.get(channel);
+    if (stream === undefined || stream.live === Live.Idle) return;
+    const announcement = decodeAnnouncement(message, stream.tag);
+    if (announcement === undefined) {
+      this._undecodable(stream, `a message that is not an announcement (${message.slice(0, 40)})`);
+      return;
+    }
+    stream.queue.push(announcement);
+    if (!stream.busy) void this._pump(stream);
+  }
+
+  /** The subscriber connection is back with its subscriptions: read what may have been missed. */
+  onResubscribed(): void {
+    for (const stream of this._host.streams.values()) {
+      if (stream.live === Live.Idle) continue;
+      if (!stream.subscribed) {
+        this._toSubscribe.add(stream);
+        continue;
+      }
+      stream.needsRead = true;
+      if (!stream.busy) void this._pump(stream);
+    }
+    this._subscribeFailures = 0;
+    this._schedule();
+  }
+
+  /** The subscriber connection was replaced: every active stream subscribes again. */
+  onSubscriberReplaced(): void {
+    for (const stream of this._host.streams.values()) {
+      if (stream.live === Live.Idle) continue;
+      stream.subscribed = false;
+      this._toSubscribe.add(stream);
+    }
+    this._toUnsubscribe.clear();
+    this._schedule();
+  }
+
+  /** The command connection is ready: streams waiting for their start position get it. */
+  onCommandsReady(): void {
+    const waiting = [...this._unstarted];
+    this._unstarted.clear();
+    for (const stream of waiting) this._start(stream, 0);
+  }
+
+  close(): void {
+    clearTimeout(this._retryTimer);
+    this._toSubscribe.clear();
+    this._toUnsubscribe.clear();
+    this._unstarted.clear();
+  }
+
+  // --- subscribing ------------------------------------------------------------------------------
+
+  private _schedule(): void {
+    if (this._flushScheduled) return;
+    this._flushScheduled = true;
+    queueMicrotask(() => {
+      this._flushScheduled = false;
+      this._flush();
+    });
+  }
+
+  private _flush(): void {
+    if (this._host.closed) return;
+    const host = this._host;
+    if (this._toUnsubscribe.size > 0) {
+      const keys = [...this._toUnsubscribe].map((stream) => stream.key);
+      this._toUnsubscribe.clear();
+      // Unconfirmed is harmless: messages for an idle stream are dropped.
+      host.subscriber.unsubscribe(keys).catch(() => undefined);
+    }
+    if (this._toSubscribe.size === 0 || !host.subscriber.ready) return; // onResubscribed retries
+    const batch = [...this._toSubscribe].map((stream) => [stream, stream.generation] as const);
+    this._toSubscribe.clear();
+    host.subscriber.subscribe(batch.map(([stream]) => stream.key)).then(
+      () => {
+        this._subscribeFailures = 0;
+        for (const [stream, generation] of batch) {
+          if (stream.generation !== generation || stream.live === Live.Idle) continue;
+          stream.subscribed = true;
+          stream.needsRead = true;
+          if (!stream.busy) void this._pump(stream);
+        }
+      },
+      (error: unknown) => {
+        if (host.closed) return;
+        for (const [stream, generation] of batch) {
+          if (stream.generation === generation && stream.live !== Live.Idle) {
+            this._toSubscribe.add(stream);
+          }
+        }
+        if (this._subscribeFailures++ === 0) {
+          host.report(
+            new Error(`Subscribing failed (${String(error)}); retrying`, { cause: error }),
+          );
+        }
+        clearTimeout(this._retryTimer);
+        const wait = backoffDelay(this._subscribeFailures, host.backoff);
+        this._retryTimer = setTimeout(() => this._flush(), wait);
+      },
+    );
+  }
+
+  // --- the start position -----------------------------------------------------------------------
+
+  private _start(stream: StreamState, attempt: number): void {
+    const host = this._host;
+    if (host.closed || stream.live === Live.Idle) return;
+    if (!host.commands.ready) {
+      this._unstarted.add(stream); // started once the command connection is ready
+      host.commands.watch();
+      return;
+    }
+    const generation = stream.generation;
+    Promise.all([timeMs(host.commands, stream.key), lastId(host.commands, stream.lastKey)]).then(
+      ([now, last]) => {
+        if (stream.generation !== generation || stream.live === Live.Idle) return;
+        // The activation was at most this long ago in Redis's clock too.
+        const since = Math.ceil(performance.now() - stream.activatedAt) + 1;
+        const activated = `${Math.max(0, now - since)}-0`;
+        const newest = last ?? ZERO_ID;
+        stream.position = compareStreamIds(newest, activated) > 0 ? activated : newest;
+        stream.trusted = true;
+        if (!stream.busy) void this._pump(stream);
+      },
+      (error: unknown) => {
+        if (stream.generation !== generation || host.closed) return;
+        if (attempt === 0 && host.commands.ready) {
+          host.report(
+            new Error(
+              `Stream "${stream.key}": could not read its start position (${String(error)}); retrying`,
+              {
+                cause: error,
+              },
+            ),
+          );
+        }
+        setTimeout(
+          () => this._start(stream, attempt + 1),
+          backoffDelay(attempt, host.backoff),
+        ).unref();
+      },
+    );
+  }
+
+  // --- delivery ---------------------------------------------------------------------------------
+
+  /** Handles a stream's queue and gap reads, one at a time per stream, in stream order. */
+  private async _pump(stream: StreamState): Promise<void> {
+    stream.busy = true;
+    const generation = stream.generation;
+    const current = () => stream.generation === generation && !this._host.closed;
+    /** A gap read just reached the end of the stream: what follows cannot be read again. */
+    let caughtUp = false;
+    try {
+      while (current() && stream.subscribed && stream.position !== undefined) {
+        if (stream.inflight.size > 0) {
+          // Own publishes in flight may be in what comes next: their replies carry the values.
+          await Promise.all(stream.inflight);
+          continue;
+        }
+        if (stream.needsRead) {
+          if (!(await this._readGap(stream, current))) return;
+          caughtUp = !stream.needsRead;
+          continue;
+        }
+        const next = stream.queue.shift();
+        if (next === undefined) return;
+        this._announce(stream, next, caughtUp);
+        caughtUp = false;
+      }
+    } finally {
+      stream.busy = false;
+      // An activation while this pump was winding down needs a pump of its own.
+      if (stream.generation !== generation && stream.live !== Live.Idle && !this._host.closed) {
+        void this._pump(stream);
+      }
+    }
+  }
+
+  private _announce(stream: StreamState, announcement: Announcement, caughtUp: boolean): void {
+    const position = stream.position!;
+    if (compareStreamIds(announcement.id, position) <= 0) return; // delivered already
+    const follows =
+      announcement.prev === position ||
+      (stream.trusted && compareStreamIds(announcement.prev, position) <= 0);
+    if (!follows && !caughtUp) {
+      // Something between the last id delivered and this one was missed: read the stream.
+      stream.queue.unshift(announcement);
+      stream.needsRead = true;
+      return;
+    }
+    if (!follows) {
+      // The stream was just read to its end, yet what came before this event is not there:
+      // expired or trimmed in the meantime. Lost for this process's subscribers: a reset.
+      const newestId = toEventId(announcement.prev, stream.tag);
+      this._reset(stream, { reason: "too-old", oldestId: undefined, newestId }, announcement.prev);
+    }
+    this._deliver(stream, announcement.id, announcement.event);
+  }
+
+  /** One gap read; `false` when the pump should stop (an error: retried after a backoff). */
+  private async _readGap(stream: StreamState, current: () => boolean): Promise<boolean> {
+    const host = this._host;
+    const bounds = stream.bounds();
+    if (bounds === undefined) return false;
+    host.counters.gapReads++;
+    let read;
+    try {
+      read = await readGap(host.commands, stream, stream.position!, stream.trusted, bounds);
+    } catch (error) {
+      if (!current()) return false;
+      if (host.commands.ready) {
+        host.report(
+          new Error(`Reading stream "${stream.key}" failed (${String(error)}); retrying`, {
+            cause: error,
+          }),
+        );
+      }
+      const generation = stream.generation;
+      setTimeout(
+        () => {
+          if (stream.generation === generation && !stream.busy) void this._pump(stream);
+        },
+        backoffDelay(0, host.backoff),
+      ).unref();
+      return false;
+    }
+    if (!current()) return false;
+    if (read.kind === "reset") {
+      this._reset(stream, read.reset, read.position);
+      stream.needsRead = false;
+      return true;
+    }
+    if (read.kind === "events") {
+      for (const event of read.events) this._deliverEvent(stream, event);
+      stream.needsRead = false;
+      return true;
+    }
+    for (const [id, fields] of read.entries) {
+      this._deliver(stream, id, decodeEntry(toEventId(id, stream.tag), fields));
+    }
+    if (read.done) stream.needsRead = false;
+    return true;
+  }
+
+  /** Delivers an event read by `history()` (its id carries the stream's tag). */
+  private _deliverEvent(stream: StreamState, event: AdapterEvent): void {
+    this._deliver(stream, event.id.slice(0, event.id.lastIndexOf("-")), event);
+  }
+
+  private _deliver(stream: StreamState, id: string, decoded: AdapterEvent | undefined): void {
+    stream.position = id;
+    stream.trusted = false;
+    let event = decoded;
+    if (stream.values.size > 0) {
+      if (decoded !== undefined && stream.values.has(id)) {
+        event = { ...decoded, value: stream.values.get(id) };
+      }
+      // This value and those of earlier ids (never delivered: the feed was off meanwhile) are done.
+      for (const old of stream.values.keys()) {
+        if (compareStreamIds(old, id) > 0) break;
+        stream.values.delete(old);
+      }
+    }
+    if (event === undefined) {
+      this._undecodable(stream, `an entry without a "d" field (${id})`);
+      return;
+    }
+    for (const receiver of stream.receivers) {
+      const listener = receiver.listener;
+      if (listener === undefined || !receiver.active) continue;
+      this._host.counters.delivered++;
+      try {
+        listener(event);
+      } catch (error) {
+        this._host.report(error instanceof Error ? error : new Error(String(error)));
+      }
+    }
+  }
+
+  private _reset(stream: StreamState, reset: AdapterReset, position: string | undefined): void {
+    if (position !== undefined) stream.position = position;
+    stream.trusted = true;
+    this._host.counters.resets++;
+    this._host.report(
+      new Error(
+        `Stream "${stream.key}": events this process should have delivered are gone (${reset.reason}); ` +
+          "its subscribers get event: reset",
+      ),
+    );
+    for (const receiver of stream.receivers) {
+      if (!receiver.active || receiver.listener === undefined) continue;
+      try {
+        receiver.onReset?.(reset);
+      } catch (error) {
+        this._host.report(error instanceof Error ? error : new Error(String(error)));
+      }
+    }
+  }
+
+  private _undecodable(stream: StreamState, what: string): void {
+    if (stream.undecodableReported) return;
+    stream.undecodableReported = true;
+    this._host.report(new Error(`Stream "${stream.key}" has ${what}; skipping such messages`));
+  }
+}

@@ -1,0 +1,46 @@
+/**
+ * The publish script: one atomic call stores an event and announces it. Pure: the text and its
+ * digest, no I/O.
+ *
+ * Stored: `XADD` on the channel's stream (trimmed `MAXLEN ~`, and `MINID ~` by Redis's clock when
+ * the channel has a `maxAge`), the new id in the channel's last-id key, both given a TTL when the
+ * history expires. Announced: `SPUBLISH` on the channel's sharded pub/sub channel of the new id,
+ * the id published just before it on this stream (`prev`), and the event (see codec.ts). Because
+ * it is one script on one hash slot, every subscriber sees the announcements of a stream in stream
+ * order, and `prev` lets a subscriber that missed one notice it at the next: it then reads the
+ * stream from the last id it delivered (live.ts).
+ *
+ * KEYS[1] stream, KEYS[2] last-id key.
+ * ARGV[1] MAXLEN, ARGV[2] maxAge in ms ("0": none; then no TTL and no MINID trim),
+ * ARGV[3] last-id key TTL in ms ("0": none), ARGV[4] flags (codec.ts), ARGV[5] event name,
+ * ARGV[6] data. Returns the new id.
+ */
+import { createHash } from "node:crypto";
+
+export const PUBLISH_SCRIPT = `
+local prev = redis.call('GET', KEYS[2]) or '0-0'
+local flags = ARGV[4]
+local fields = {}
+if flags == '1' or flags == '3' then fields[#fields + 1] = 'e'; fields[#fields + 1] = ARGV[5] end
+if flags == '2' or flags == '3' then fields[#fields + 1] = 's'; fields[#fields + 1] = '1' end
+fields[#fields + 1] = 'd'
+fields[#fields + 1] = ARGV[6]
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(fields))
+local maxAge = tonumber(ARGV[2])
+if maxAge > 0 then
+  local now = redis.call('TIME')
+  local oldest = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - maxAge
+  if oldest > 0 then redis.call('XTRIM', KEYS[1], 'MINID', '~', string.format('%d', oldest)) end
+  redis.call('PEXPIRE', KEYS[1], maxAge)
+end
+local lastTtl = tonumber(ARGV[3])
+if lastTtl > 0 then
+  redis.call('SET', KEYS[2], id, 'PX', lastTtl)
+else
+  redis.call('SET', KEYS[2], id)
+end
+redis.call('SPUBLISH', KEYS[1], id .. ' ' .. prev .. ' ' .. flags .. ARGV[5] .. '\\n' .. ARGV[6])
+return id
+`;
+
+export const PUBLISH_SHA = createHash("sha1").update(PUBLISH_SCRIPT).digest("hex");
