@@ -12,6 +12,7 @@ import type { AdapterEvent, AdapterPublish } from "@sluice/express-sse";
 const EVENT_FIELD = "e";
 const DATA_FIELD = "d";
 const SERIALIZED_FIELD = "s";
+const PREVIOUS_FIELD = "p";
 
 /** The field/value list for `XADD`. */
 export function encodeFields(event: AdapterPublish): string[] {
@@ -19,6 +20,13 @@ export function encodeFields(event: AdapterPublish): string[] {
   if (event.serialized === true) fields.push(SERIALIZED_FIELD, "1");
   fields.push(DATA_FIELD, event.data);
   return fields;
+}
+
+/** The `p` field of an entry: the id before it, kept by the first entry of a re-created stream. */
+export function previousOf(fields: readonly string[]): string | undefined {
+  for (let i = 0; i + 1 < fields.length; i += 2)
+    if (fields[i] === PREVIOUS_FIELD) return fields[i + 1];
+  return undefined;
 }
 
 /**

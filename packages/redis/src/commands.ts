@@ -22,12 +22,12 @@ export interface StreamInfo {
 
 export interface PublishArgs {
   readonly stream: string;
-  readonly lastKey: string;
+  readonly metaKey: string;
   readonly maxLen: number;
   /** ms; 0: none. */
   readonly maxAge: number;
-  /** ms the last-id key lives; 0: for ever. */
-  readonly lastTtl: number;
+  /** ms the meta hash lives; 0: for ever. */
+  readonly metaTtl: number;
   readonly flags: string;
   readonly event: string;
   readonly data: string;
@@ -47,10 +47,10 @@ export async function publishEntry(
   const rest = [
     "2",
     args.stream,
-    args.lastKey,
+    args.metaKey,
     String(args.maxLen),
     String(args.maxAge),
-    String(args.lastTtl),
+    String(args.metaTtl),
     args.flags,
     args.event,
     args.data,
@@ -117,10 +117,20 @@ export async function rangeReverse(
   return asEntries(await redis.send(key, ["XREVRANGE", key, end, start, "COUNT", String(count)]));
 }
 
-/** `GET key` of a last-id key: the newest id ever published, or `undefined`. */
-export async function lastId(redis: Connection, key: string): Promise<string | undefined> {
-  const reply = await redis.send(key, ["GET", key]);
-  return reply === null || reply === undefined ? undefined : asString(reply);
+/** A channel's meta hash (keys.ts): the first and the newest ids ever published, if known. */
+export interface StreamMeta {
+  readonly first: string | undefined;
+  readonly last: string | undefined;
+}
+
+/** `HMGET meta f l`. */
+export async function readMeta(redis: Connection, key: string): Promise<StreamMeta> {
+  const reply = await redis.send(key, ["HMGET", key, "f", "l"]);
+  const [first, last] = Array.isArray(reply) ? reply : [];
+  return {
+    first: first === null || first === undefined ? undefined : asString(first),
+    last: last === null || last === undefined ? undefined : asString(last),
+  };
 }
 
 /** Redis's clock (`TIME`) in ms, on the node serving `key` (the clock that stamps its ids). */

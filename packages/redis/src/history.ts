@@ -26,8 +26,24 @@
  */
 import type { AdapterChannelOptions, AdapterEvent, HistoryResult } from "@sluice/express-sse";
 import type { Connection } from "./client";
-import { ZERO_ID, compareStreamIds, decodeEntry, streamIdMs, toEventId, toStreamId } from "./codec";
-import { lastId, range, rangeReverse, streamInfo, timeMs, type StreamInfo } from "./commands";
+import {
+  ZERO_ID,
+  compareStreamIds,
+  decodeEntry,
+  previousOf,
+  streamIdMs,
+  toEventId,
+  toStreamId,
+} from "./codec";
+import {
+  range,
+  rangeReverse,
+  readMeta,
+  streamInfo,
+  timeMs,
+  type StreamInfo,
+  type StreamMeta,
+} from "./commands";
 import type { Entry } from "./replies";
 
 type Bounds = AdapterChannelOptions["history"];
@@ -37,7 +53,7 @@ const UP_TO_DATE: HistoryResult = Object.freeze({ kind: "events", events: Object
 /** Where a channel's events are: its stream, its last-id key, and the tag of its ids. */
 export interface StreamKeys {
   readonly key: string;
-  readonly lastKey: string;
+  readonly metaKey: string;
   readonly tag: string;
 }
 
@@ -53,14 +69,14 @@ export async function readHistory(
   const valid = parsed !== undefined && parsed !== ZERO_ID;
   const afterId = parsed ?? ZERO_ID;
   // Sent together: one round trip.
-  const [info, entries, last, now] = await Promise.all([
+  const [info, entries, meta, now] = await Promise.all([
     streamInfo(redis, key),
     valid ? range(redis, key, afterId, "+", bounds.max + 2) : undefined,
-    lastId(redis, keys.lastKey),
+    readMeta(redis, keys.metaKey),
     bounds.maxAge === Infinity ? undefined : timeMs(redis, key),
   ]);
   if (info === undefined || info.lastGeneratedId === ZERO_ID) {
-    return gone(afterId, valid, last, tag);
+    return gone(afterId, valid, meta, tag);
   }
   const reset = async (kind: "unknown" | "too-old"): Promise<HistoryResult> => {
     const oldest = await oldestRetained(redis, key, info, bounds, now);
@@ -75,13 +91,20 @@ export async function readHistory(
   if (order > 0) return reset("unknown");
   if (order === 0) return UP_TO_DATE;
 
-  const held = entries[0]?.[0] === afterId;
-  const after = held ? entries.slice(1) : entries;
+  // The id itself, or the one the first entry of a re-created stream says came before it.
+  const held =
+    entries[0]?.[0] === afterId ||
+    (entries[0] !== undefined &&
+      entries[0][0] === info.firstEntryId &&
+      previousOf(entries[0][1]) === afterId);
+  const after = entries[0]?.[0] === afterId ? entries.slice(1) : entries;
   if (!held) {
     const first = info.firstEntryId;
     if (first === undefined || compareStreamIds(afterId, first) < 0) {
-      // Before everything the stream holds: trimmed away, unless nothing was ever removed.
-      return reset(info.entriesAdded > info.length ? "too-old" : "unknown");
+      // Before everything the stream holds: trimmed away, unless nothing was ever removed (from
+      // this stream, or from an earlier one that expired: the meta hash remembers its ids).
+      const removed = info.entriesAdded > info.length || issuedHere(afterId, valid, meta);
+      return reset(removed ? "too-old" : "unknown");
     }
     // Inside the stream's range, yet not there, and not deleted either: never issued here.
     if (compareStreamIds(afterId, info.maxDeletedEntryId) > 0) return reset("unknown");
@@ -94,18 +117,24 @@ export async function readHistory(
   return { kind: "events", events: decodeAll(after, tag) };
 }
 
-/** The stream is gone; what its last-id key (if still there) says of `afterId`. */
-function gone(
-  afterId: string,
-  valid: boolean,
-  last: string | undefined,
-  tag: string,
-): HistoryResult {
+/** The stream is gone; what its meta hash (if still there) says of `afterId`. */
+function gone(afterId: string, valid: boolean, meta: StreamMeta, tag: string): HistoryResult {
+  const { last } = meta;
   if (last === undefined) return { kind: "unknown", oldestId: undefined, newestId: undefined };
   if (valid && afterId === last) return UP_TO_DATE;
-  const newestId = toEventId(last, tag);
-  const older = valid && compareStreamIds(afterId, last) < 0;
-  return { kind: older ? "too-old" : "unknown", oldestId: undefined, newestId };
+  const kind = issuedHere(afterId, valid, meta) ? "too-old" : "unknown";
+  return { kind, oldestId: undefined, newestId: toEventId(last, tag) };
+}
+
+/** Whether `afterId` lies in the range of ids the meta hash says this channel issued. */
+function issuedHere(afterId: string, valid: boolean, meta: StreamMeta): boolean {
+  return (
+    valid &&
+    meta.first !== undefined &&
+    meta.last !== undefined &&
+    compareStreamIds(afterId, meta.first) >= 0 &&
+    compareStreamIds(afterId, meta.last) < 0
+  );
 }
 
 function isExpired(id: string, now: number, maxAge: number): boolean {

@@ -5,9 +5,11 @@
  * channel's name is their hash tag), and different channels spread over the slots:
  *
  * - `<prefix>{<name>}`: the stream holding the channel's history;
- * - `<prefix>{<name>}:last`: the id of the newest event ever published (a string key). It outlives
- *   the stream when history expires, so that a client resuming from that id after the stream
- *   expired is known to have missed nothing, and any other id is known to be gone;
+ * - `<prefix>{<name>}:meta`: a hash with the id of the newest event ever published (`l`) and of
+ *   the first one since the hash was created (`f`). It outlives the stream when history expires,
+ *   so a client resuming from the newest id after the stream expired is known to have missed
+ *   nothing, an id between the two is known to be this channel's and gone (`too-old`), and
+ *   announcements carry the id before theirs (scripts.ts);
  * - pub/sub channel `<prefix>{<name>}` (sharded pub/sub: same slot as the keys).
  *
  * Inside the braces, `%`, `{` and `}` of the name are percent-encoded, so that every name gives a
@@ -58,9 +60,9 @@ export function streamKey(prefix: string, name: string): string {
   return `${prefix}{${name.replace(/[%{}]/g, encodeChar)}}`;
 }
 
-/** The key holding the newest id ever published on the stream `stream`. */
-export function lastIdKey(stream: string): string {
-  return `${stream}:last`;
+/** The meta hash of the stream `stream` (first and last ids ever published). */
+export function metaKey(stream: string): string {
+  return `${stream}:meta`;
 }
 
 function encodeChar(char: string): string {

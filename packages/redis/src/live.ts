@@ -30,7 +30,7 @@ import {
   toEventId,
   type Announcement,
 } from "./codec";
-import { lastId, timeMs } from "./commands";
+import { readMeta, timeMs } from "./commands";
 import { readGap } from "./gaps";
 import { Live, type StreamState } from "./state";
 import type { Subscriber } from "./subscriber";
@@ -207,8 +207,8 @@ export class LiveFeed {
       return;
     }
     const generation = stream.generation;
-    Promise.all([timeMs(host.commands, stream.key), lastId(host.commands, stream.lastKey)]).then(
-      ([now, last]) => {
+    Promise.all([timeMs(host.commands, stream.key), readMeta(host.commands, stream.metaKey)]).then(
+      ([now, { last }]) => {
         if (stream.generation !== generation || stream.live === Live.Idle) return;
         // The activation was at most this long ago in Redis's clock too.
         const since = Math.ceil(performance.now() - stream.activatedAt) + 1;

@@ -48,10 +48,12 @@ export interface RedisAdapterOptions {
    */
   pingInterval?: number;
   /**
-   * ms a channel's last-id key outlives its history when the history expires (a channel `maxAge`):
-   * within this time, a client resuming from the newest id gets no reset. @defaultValue 86400000 (a day)
+   * ms a channel's meta hash (its first and newest ids) outlives its history when the history
+   * expires (a channel `maxAge`): within this time a client resuming from the newest id gets no
+   * reset, and one resuming from an older id gets `too-old` rather than `unknown`.
+   * @defaultValue 86400000 (a day)
    */
-  lastIdTtl?: number;
+  metaTtl?: number;
   /**
    * Reconnection backoff of the connections the adapter creates: exponential from `minDelay` up
    * to `maxDelay` ms, with random jitter (each delay is 50-100% of its ceiling).
@@ -68,7 +70,7 @@ export interface ResolvedOptions {
   readonly minStreamLength: number;
   readonly publishTimeout: number;
   readonly pingInterval: number;
-  readonly lastIdTtl: number;
+  readonly metaTtl: number;
   readonly backoff: BackoffOptions;
 }
 
@@ -79,7 +81,7 @@ const KNOWN = new Set([
   "minStreamLength",
   "publishTimeout",
   "pingInterval",
-  "lastIdTtl",
+  "metaTtl",
   "reconnect",
   "rootNodes",
 ]);
@@ -150,7 +152,7 @@ export function resolveOptions(options: RedisAdapterOptions): ResolvedOptions {
     minStreamLength: integer("minStreamLength", options.minStreamLength, 1000, 0),
     publishTimeout: integer("publishTimeout", options.publishTimeout, 5000, 1),
     pingInterval: integer("pingInterval", options.pingInterval, 5000, 1),
-    lastIdTtl: integer("lastIdTtl", options.lastIdTtl, 86_400_000, 1),
+    metaTtl: integer("metaTtl", options.metaTtl, 86_400_000, 1),
     backoff: Object.freeze({ minDelay, maxDelay }),
   });
 }

@@ -22,7 +22,7 @@ const noop = (): void => undefined;
 export interface PublishSettings {
   readonly publishTimeout: number;
   readonly minStreamLength: number;
-  readonly lastIdTtl: number;
+  readonly metaTtl: number;
 }
 
 /**
@@ -42,16 +42,16 @@ export function publish(
   // that a client holding it missed nothing (see history.ts).
   const maxLen = Math.max(bounds.max + 1, minStreamLength);
   const maxAge = bounds.maxAge === Infinity ? 0 : Math.max(1, Math.ceil(bounds.maxAge));
-  // The last-id key outlives the stream (keys.ts); for ever when the history never expires.
-  const lastTtl = maxAge === 0 ? 0 : Math.max(maxAge, settings.lastIdTtl);
+  // The meta hash outlives the stream (keys.ts); for ever when the history never expires.
+  const metaTtl = maxAge === 0 ? 0 : Math.max(maxAge, settings.metaTtl);
   const appended = publishEntry(
     commands,
     {
       stream: stream.key,
-      lastKey: stream.lastKey,
+      metaKey: stream.metaKey,
       maxLen,
       maxAge,
-      lastTtl,
+      metaTtl,
       flags: publishFlags(input),
       event: input.event ?? "",
       data: input.data,

@@ -5,7 +5,7 @@
 import type { AdapterChannelOptions, AdapterEvent, AdapterReset } from "@sluice/express-sse";
 import type { Announcement } from "./codec";
 import { streamTag } from "./codec";
-import { lastIdKey } from "./keys";
+import { metaKey } from "./keys";
 import type { StreamKeys } from "./history";
 
 type Bounds = AdapterChannelOptions["history"];
@@ -29,7 +29,7 @@ export const enum Live {
 }
 
 export class StreamState implements StreamKeys {
-  readonly lastKey: string;
+  readonly metaKey: string;
   readonly tag: string;
   readonly receivers = new Set<Receiver>();
 
@@ -63,7 +63,7 @@ export class StreamState implements StreamKeys {
   undecodableReported = false;
 
   constructor(readonly key: string) {
-    this.lastKey = lastIdKey(key);
+    this.metaKey = metaKey(key);
     this.tag = streamTag(key);
   }
 

@@ -1,6 +1,7 @@
 /**
- * What only the Redis adapter has to show: its options, stream ids, trimming by Redis and the
- * resets it gives, reading from one blocking connection, a user's client, and a clean close().
+ * What only the Redis adapter has to show: its options, stream ids, trimming and expiry by Redis
+ * and the resets they give, the live feed (sharded pub/sub only on channels with subscribers here,
+ * gap reads), a user's client, and a clean close().
  */
 import express from "express";
 import { createClient } from "redis";
@@ -9,7 +10,14 @@ import { collectEvents } from "@sluice/express-sse/testing";
 import { resolveHistoryOptions, type HistoryOptions } from "../../express-sse/src/history";
 import { activeResources, collectGarbage } from "../../express-sse/test/helpers/gc";
 import { closeAllServers, listen, sleep, waitFor } from "../../express-sse/test/helpers/server";
-import { createRedisAdapter, streamKey, type RedisAdapter, type RedisAdapterOptions } from "../src";
+import {
+  createRedisAdapter,
+  hashSlot,
+  metaKey,
+  streamKey,
+  type RedisAdapter,
+  type RedisAdapterOptions,
+} from "../src";
 import {
   compareEventIds,
   compareStreamIds,
@@ -69,7 +77,7 @@ async function publishNumbered(channel: AdapterChannel, count: number): Promise<
 
 /** `XINFO STREAM` of a channel's stream, as an object (the admin client speaks RESP3). */
 async function xinfo(name: string): Promise<Record<string, unknown>> {
-  const reply: unknown = await admin.sendCommand(["XINFO", "STREAM", `sluice:${name}`]);
+  const reply: unknown = await admin.sendCommand(["XINFO", "STREAM", keyOf(name)]);
   if (!Array.isArray(reply)) return reply as Record<string, unknown>;
   const record: Record<string, unknown> = {};
   for (let i = 0; i + 1 < reply.length; i += 2) record[String(reply[i])] = reply[i + 1];
@@ -82,7 +90,16 @@ async function connectionCount(name: string): Promise<number> {
   return list.split("\n").filter((line) => line.includes(` name=${name} `)).length;
 }
 
-const readerCount = () => connectionCount("sluice-reader");
+const subscriberCount = () => connectionCount("sluice-sub");
+
+/** The stream key of channel `name` with the default prefix. */
+const keyOf = (name: string) => streamKey("sluice:", name);
+
+/** Sharded pub/sub channels Redis has subscribers on, among `names`' keys. */
+async function subscribedAmong(names: readonly string[]): Promise<string[]> {
+  const active = new Set((await admin.sendCommand(["PUBSUB", "SHARDCHANNELS"])) as string[]);
+  return names.filter((name) => active.has(keyOf(name)));
+}
 
 /** Polls an async condition (every 10 ms, up to 2 s). */
 async function eventually(predicate: () => Promise<boolean>, what: string): Promise<void> {
@@ -93,18 +110,23 @@ async function eventually(predicate: () => Promise<boolean>, what: string): Prom
   }
 }
 
-/** Listens on `channel`; returns the array the events arrive in. */
+/** Listens on `channel` and makes it active, as a Channel with a subscriber does; returns the array the events arrive in. */
 async function listening(channel: AdapterChannel): Promise<AdapterEvent[]> {
   const received: AdapterEvent[] = [];
   channel.listen((event) => received.push(event));
+  channel.setActive!(true);
   return received;
 }
 
 describe("createRedisAdapter(options)", () => {
   test.each([
     [undefined, /needs an options object/],
-    [{}, /needs exactly one of the "url" and "client" options/],
-    [{ url: "redis://x", client: {} }, /needs exactly one of the "url" and "client" options/],
+    [{}, /needs exactly one of the "url", "rootNodes" and "client" options/],
+    [{ url: "redis://x", client: {} }, /needs exactly one of the "url", "rootNodes" and "client"/],
+    [{ url: "redis://x", rootNodes: ["redis://y"] }, /needs exactly one of the "url", "rootNodes"/],
+    [{ rootNodes: [] }, /The "rootNodes" option must be a non-empty array of URLs/],
+    [{ rootNodes: "redis://x" }, /The "rootNodes" option must be a non-empty array of URLs/],
+    [{ url: "redis://x", prefix: "a{b}:" }, /The "prefix" option must not contain "{" or "}"/],
     [{ url: "" }, /The "url" option must be a non-empty string/],
     [{ client: { sendCommand: 1 } }, /The "client" option must be a node-redis client/],
     [{ url: "redis://x", prefx: "a" }, /Unknown createRedisAdapter\(\) option "prefx"/],
@@ -117,7 +139,8 @@ describe("createRedisAdapter(options)", () => {
 
   test.each([
     [{ publishTimeout: 0 }, '"publishTimeout" option must be a safe integer of at least 1, got 0'],
-    [{ blockTimeout: 1.5 }, '"blockTimeout" option must be a safe integer of at least 1, got 1.5'],
+    [{ pingInterval: 1.5 }, '"pingInterval" option must be a safe integer of at least 1, got 1.5'],
+    [{ metaTtl: 0 }, '"metaTtl" option must be a safe integer of at least 1, got 0'],
     [{ minStreamLength: -1 }, '"minStreamLength" option must be a safe integer of at least 0'],
     [{ reconnect: { minDelay: 500, maxDelay: 100 } }, '"reconnect.minDelay" option (500) must not'],
   ])("refuses %j with a RangeError", (options, message) => {
@@ -139,7 +162,7 @@ describe("ids", () => {
     expect(id1).toMatch(new RegExp(`^\\d+-\\d+-${tag}$`));
     expect(onA.compare(id1, id2)).toBeLessThan(0);
     expect(onB.compare(id2, id1)).toBeGreaterThan(0);
-    const range = (await admin.sendCommand(["XRANGE", `sluice:${name}`, "-", "+"])) as string[][];
+    const range = (await admin.sendCommand(["XRANGE", keyOf(name), "-", "+"])) as string[][];
     expect(range.map((entry) => toEventId(entry[0]!, tag))).toEqual([id1, id2]);
   });
 
@@ -256,6 +279,63 @@ describe("history", () => {
     expect(fromA.kind === "events" && fromA.events.map((e) => e.id)).toEqual([b]);
   });
 
+  test("maxAge expires an idle channel's keys: a resume from an old id then gets event: reset", async () => {
+    const adapter = adapterFor({ metaTtl: 400 });
+    const name = unique("expire");
+    const channel = new Channel(name, { adapter, history: { maxAge: 200 } });
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push(await channel.publish(String(i)));
+    expect(Number(await admin.sendCommand(["PTTL", keyOf(name)]))).toBeGreaterThan(100);
+    expect(Number(await admin.sendCommand(["PTTL", metaKey(keyOf(name))]))).toBeGreaterThan(300);
+    await sleep(250);
+    // The history is gone; the meta hash still knows the channel's ids.
+    expect(await admin.sendCommand(["EXISTS", keyOf(name)])).toBe(0);
+    const adapterChannel = openOn(adapter, name, { maxAge: 200 });
+    expect(await adapterChannel.history(ids[2]!)).toEqual({ kind: "events", events: [] });
+    expect(await adapterChannel.history(ids[0]!)).toEqual({
+      kind: "too-old",
+      oldestId: undefined,
+      newestId: ids[2],
+    });
+    await sleep(250);
+    expect(await admin.sendCommand(["EXISTS", keyOf(name), metaKey(keyOf(name))])).toBe(0);
+
+    const app = express();
+    app.use(sse({ heartbeat: 0 }));
+    app.get("/c", (_req, res) => void channel.subscribe(res));
+    const server = await listen(app);
+    const resumed = collectEvents(server.url, {
+      path: "/c",
+      headers: { "Last-Event-ID": ids[2]! },
+      count: 2,
+    });
+    await waitFor(() => channel.size === 1, { what: "the subscriber" });
+    const live = await channel.publish("after");
+    const { events } = await resumed;
+    expect(events).toEqual([
+      {
+        event: "reset",
+        id: "",
+        data: JSON.stringify({ reason: "unknown", oldestId: null, newestId: null }),
+      },
+      { event: "message", id: live, data: "after" },
+    ]);
+    await channel.close();
+  });
+
+  test("a stream that expired and was created again still resumes its last id without a gap", async () => {
+    const adapter = adapterFor();
+    const name = unique("recreated");
+    const channel = openOn(adapter, name, { maxAge: 150 });
+    const [x, a] = await publishNumbered(channel, 2);
+    await sleep(250);
+    expect(await admin.sendCommand(["EXISTS", keyOf(name)])).toBe(0);
+    const b = await channel.publish({ event: undefined, data: "b" });
+    const fromA = await channel.history(a!);
+    expect(fromA.kind === "events" && fromA.events.map((e) => e.data)).toEqual(["b"]);
+    expect(await channel.history(x!)).toEqual({ kind: "too-old", oldestId: b, newestId: b });
+  });
+
   test("an id inside the stream's range that it never held is unknown, and so are ids of another shape", async () => {
     const adapter = adapterFor();
     const name = unique("never");
@@ -287,41 +367,55 @@ describe("history", () => {
   });
 });
 
-describe("reading", () => {
-  test("all channels share one blocking reader connection", async () => {
+describe("the live feed", () => {
+  test("one pub/sub connection, subscribed only to the channels with subscribers here", async () => {
     const adapter = adapterFor();
-    const channels = Array.from({ length: 5 }, (_, i) => openOn(adapter, unique(`shared${i}`)));
-    const received = await Promise.all(channels.map(listening));
+    const names = Array.from({ length: 5 }, (_, i) => unique(`shared${i}`));
+    const channels = names.map((name) => openOn(adapter, name));
+    const received = await Promise.all(channels.slice(0, 3).map(listening));
     await adapter.ready();
+    await eventually(async () => (await subscribedAmong(names)).length === 3, "3 subscriptions");
+    expect(await subscribedAmong(names)).toEqual(names.slice(0, 3));
+    expect(adapter.stats()).toMatchObject({ channels: 5, subscriptions: 3 });
     for (const [i, channel] of channels.entries()) {
       await channel.publish({ event: undefined, data: String(i) });
     }
     await waitFor(() => received.every((r) => r.length === 1), { what: "one event each" });
-    await eventually(async () => (await readerCount()) === 1, "exactly one reader connection");
+    expect(received.map((r) => r.map((e) => e.data))).toEqual([["0"], ["1"], ["2"]]);
+    expect(await subscriberCount()).toBe(1);
+
+    // The last subscriber leaves: the subscription goes, and the channel costs nothing here.
+    channels[0]!.setActive!(false);
+    channels[1]!.setActive!(false);
+    await eventually(async () => (await subscribedAmong(names)).length === 1, "1 subscription");
+    expect(await subscribedAmong(names)).toEqual([names[2]]);
+    expect(adapter.stats().subscriptions).toBe(1);
   });
 
-  test("a channel opened while the reader is blocked is read at once (CLIENT UNBLOCK)", async () => {
-    const adapter = adapterFor({ blockTimeout: 20_000 });
-    const first = openOn(adapter, unique("first"));
-    await listening(first);
+  test("an inactive channel gets nothing; active again, it gets what is published from then on", async () => {
+    const adapter = adapterFor();
+    const channel = openOn(adapter, unique("again"));
+    const received = await listening(channel);
     await adapter.ready();
-    await sleep(100); // the reader is now blocked on the first stream only
-    const second = openOn(adapter, unique("second"));
-    const received = await listening(second);
-    await sleep(20);
-    const started = Date.now();
-    await second.publish({ event: undefined, data: "x" });
-    await waitFor(() => received.length === 1, { timeout: 2000, what: "the event" });
-    expect(Date.now() - started).toBeLessThan(1000); // far below blockTimeout
+    await channel.publish({ event: undefined, data: "1" });
+    await waitFor(() => received.length === 1, { what: "the first event" });
+    channel.setActive!(false);
+    await channel.publish({ event: undefined, data: "while inactive" });
+    await sleep(50);
+    channel.setActive!(true);
+    await channel.publish({ event: undefined, data: "2" });
+    await waitFor(() => received.length === 2, { what: "the event after reactivation" });
+    await sleep(50);
+    expect(received.map((e) => e.data)).toEqual(["1", "2"]);
   });
 
-  test("a channel gets events another process published after open(), before its adapter connected", async () => {
+  test("a channel gets events another process published after it became active, before its adapter connected", async () => {
     const name = unique("early");
     const other = adapterFor();
     await other.ready();
     const old = await openOn(other, name).publish({ event: undefined, data: "before open" });
     expect(old).toBeDefined();
-    await sleep(5); // the old entry is at least a millisecond older than the open
+    await sleep(5); // the old entry is at least a millisecond older than the activation
 
     // A user's client, connected only later: the adapter's position query waits for it.
     const client = createClient({ url: redis.url });
@@ -344,13 +438,12 @@ describe("reading", () => {
     }
   });
 
-  test("own publishes come through the read loop, in the same order in every process", async () => {
+  test("own publishes come through pub/sub, in the same order in every process", async () => {
     const name = unique("order");
     const [a, b] = [adapterFor(), adapterFor()];
     const [onA, onB] = [openOn(a, name), openOn(b, name)];
     const [gotA, gotB] = [await listening(onA), await listening(onB)];
     await Promise.all([a.ready(), b.ready()]);
-    await sleep(50); // both readers have their start position
     await Promise.all(
       Array.from({ length: 100 }, (_, i) =>
         (i % 2 ? onA : onB).publish({ event: undefined, data: String(i), value: i }),
@@ -358,26 +451,72 @@ describe("reading", () => {
     );
     await waitFor(() => gotA.length === 100 && gotB.length === 100, { what: "100 events each" });
     expect(gotA.map((e) => e.id)).toEqual(gotB.map((e) => e.id));
+    for (let i = 1; i < gotA.length; i++) {
+      expect(onA.compare(gotA[i - 1]!.id, gotA[i]!.id)).toBeLessThan(0);
+    }
     // Each side knows the values of its own publishes only.
     expect(gotA.filter((e) => "value" in e).map((e) => e.value)).toEqual(
       gotA.filter((e) => Number(e.data) % 2 === 1).map((e) => Number(e.data)),
     );
   });
 
-  test("entries written by something else are skipped and reported once", async () => {
+  test("an event stored without its announcement is noticed at the next one and read from the stream", async () => {
+    const adapter = adapterFor();
+    const name = unique("missed");
+    const channel = openOn(adapter, name);
+    const received = await listening(channel);
+    await adapter.ready();
+    await channel.publish({ event: undefined, data: "1" });
+    await waitFor(() => received.length === 1, { what: "the first event" });
+    // Stored as the script would, but never announced (as if the message were lost in transit).
+    const id = String(await admin.sendCommand(["XADD", keyOf(name), "*", "d", "2"]));
+    await admin.sendCommand(["HSET", `${keyOf(name)}:meta`, "l", id]);
+    const gapReads = adapter.stats().gapReads;
+    await channel.publish({ event: undefined, data: "3" });
+    await waitFor(() => received.length === 3, { what: "all three events" });
+    expect(received.map((e) => e.data)).toEqual(["1", "2", "3"]);
+    expect(adapter.stats().gapReads).toBe(gapReads + 1);
+  });
+
+  test("entries and messages written by something else are skipped and reported once", async () => {
     const adapter = adapterFor();
     const name = unique("foreign");
     const channel = openOn(adapter, name);
     const received = await listening(channel);
     await adapter.ready();
-    await sleep(50);
-    await admin.sendCommand(["XADD", `sluice:${name}`, "*", "other", "field"]);
+    await eventually(async () => (await subscribedAmong([name])).length === 1, "subscribed");
+    await admin.sendCommand(["SPUBLISH", keyOf(name), "not an announcement"]);
+    await admin.sendCommand(["SPUBLISH", keyOf(name), "nor this"]);
     await channel.publish({ event: undefined, data: "ours" });
     await waitFor(() => received.length === 1, { what: "our event" });
     expect(received[0]!.data).toBe("ours");
     expect(errors.map((e) => e.message)).toEqual([
-      expect.stringContaining('has entries without a "d" field'),
+      expect.stringContaining("a message that is not an announcement"),
     ]);
+  });
+});
+
+describe("channel names and keys", () => {
+  test("a channel's keys share one hash slot, and braces in a name cannot break out of the tag", () => {
+    expect(streamKey("sluice:", "chat")).toBe("sluice:{chat}");
+    expect(streamKey("sluice:", "a}b{%")).toBe("sluice:{a%7Db%7B%25}");
+    for (const name of ["chat", "}x", "{a}", "user:42", "ünï 👋"]) {
+      const key = streamKey("app:", name);
+      expect(hashSlot(metaKey(key))).toBe(hashSlot(key));
+    }
+    expect(hashSlot(streamKey("sluice:", "room:1"))).not.toBe(
+      hashSlot(streamKey("sluice:", "room:2")),
+    );
+  });
+
+  test("a name Redis cannot store exactly is refused at open()", () => {
+    const adapter = adapterFor();
+    expect(() => openOn(adapter, "bad\uD800name")).toThrow(
+      new TypeError(
+        'Channel name "bad\\ud800name" has a lone surrogate: Redis keys are UTF-8, so it cannot be stored exactly',
+      ),
+    );
+    expect(() => openOn(adapter, "")).toThrow("A channel name must be a non-empty string");
   });
 });
 
@@ -435,7 +574,7 @@ describe("filters across processes", () => {
 });
 
 describe("a user's client", () => {
-  test("carries the commands, is duplicated for the reader, and is never closed", async () => {
+  test("carries the commands, is duplicated for pub/sub, and is never closed", async () => {
     const client = createClient({ url: redis.url });
     client.on("error", () => undefined);
     await client.connect();
@@ -447,13 +586,13 @@ describe("a user's client", () => {
     await sleep(20);
     await channel.publish({ event: undefined, data: "x" });
     await waitFor(() => received.length === 1, { what: "the event" });
-    expect(await readerCount()).toBe(1);
+    expect(await subscriberCount()).toBe(1);
 
     await adapter.close();
     expect(client.isOpen).toBe(true);
     expect(await client.sendCommand(["PING"])).toBe("PONG");
     expect(["ready", "error"].map((e) => (client as any).listenerCount(e))).toEqual(listeners);
-    await eventually(async () => (await readerCount()) === 0, "the reader connection to go");
+    await eventually(async () => (await subscriberCount()) === 0, "the pub/sub connection to go");
     await client.close?.();
   });
 });
@@ -467,7 +606,7 @@ describe("close()", () => {
       await adapter.close();
     }
     await eventually(
-      async () => (await readerCount()) === 0 && (await connectionCount("sluice")) === 0,
+      async () => (await subscriberCount()) === 0 && (await connectionCount("sluice")) === 0,
       "no adapter connection left",
     );
   });
@@ -485,7 +624,7 @@ describe("close()", () => {
     expect(Date.now() - started).toBeLessThan(3000);
     await expect(publish).rejects.toThrow('Redis channel "nowhere" is closed');
     expect(reports).toContainEqual(
-      expect.stringMatching(/^Lost the Redis reader connection \(.*ECONNREFUSED.*\)/),
+      expect.stringMatching(/^Lost the Redis pub\/sub connection \(.*ECONNREFUSED.*\)/),
     );
     await waitFor(() => JSON.stringify(activeResources()) === JSON.stringify(before), {
       timeout: 5000,
