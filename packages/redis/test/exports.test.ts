@@ -6,6 +6,8 @@ test("the public surface: the adapter, its factory, the publish error and the ke
     "RedisAdapter",
     "RedisPublishError",
     "createRedisAdapter",
+    "hashSlot",
+    "metaKey",
     "streamKey",
   ]);
   expect(api.createRedisAdapter).toHaveLength(1);
