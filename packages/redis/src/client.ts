@@ -23,6 +23,14 @@ export interface NodeRedisClient {
   readonly options?: { readonly socket?: object } | undefined;
   sendCommand(args: readonly string[], options?: object): Promise<unknown>;
   duplicate(overrides?: object): NodeRedisClient;
+  sSubscribe?(
+    channels: string[],
+    listener: (message: string, channel: string) => void,
+  ): Promise<unknown>;
+  sUnsubscribe?(
+    channels: string[],
+    listener: (message: string, channel: string) => void,
+  ): Promise<unknown>;
   connect(): Promise<unknown>;
   destroy(): void;
   close?(): Promise<void>;
@@ -37,7 +45,7 @@ export interface NodeRedisCluster {
   sendCommand(
     firstKey: string | undefined,
     isReadonly: boolean | undefined,
-    args: readonly string[],
+    args: string[],
     options?: object,
   ): Promise<unknown>;
   duplicate(overrides?: object): NodeRedisCluster;
@@ -167,7 +175,7 @@ export class Connection {
   /** Sends one command; on a cluster, routed by `key` (the node serving its slot). */
   send(key: string | undefined, args: readonly string[], options: object = RAW): Promise<unknown> {
     return this.cluster
-      ? (this.client as NodeRedisCluster).sendCommand(key, false, args, options)
+      ? (this.client as NodeRedisCluster).sendCommand(key, false, [...args], options)
       : (this.client as NodeRedisClient).sendCommand(args, options);
   }
 
@@ -279,8 +287,12 @@ export interface Connections {
   readonly borrowed: AnyRedisClient | undefined;
   /** Creates the command client (unless borrowed). */
   readonly commands: ClientFactory | undefined;
-  /** Creates the pub/sub client: always the adapter's own. */
-  readonly subscriber: ClientFactory;
+  /**
+   * Creates the pub/sub client of a standalone server (always the adapter's own). `undefined`
+   * for a cluster, whose pub/sub connections are duplicated from the command client's node
+   * connections (cluster-subscriber.ts).
+   */
+  readonly subscriber: ClientFactory | undefined;
   /** Whether these are cluster connections. */
   readonly cluster: boolean;
 }
@@ -293,51 +305,31 @@ export interface Connections {
 export function createConnections(options: ConnectionsOptions): Connections {
   const user = options.client;
   if (user !== undefined) {
-    const cluster = isCluster(user);
+    if (isCluster(user))
+      return { borrowed: user, commands: undefined, subscriber: undefined, cluster: true };
     const subscriber: ClientFactory = (reconnectStrategy) =>
-      cluster
-        ? user.duplicate({
-            minimizeConnections: true,
-            defaults: {
-              name: SUBSCRIBER_NAME,
-              disableOfflineQueue: true,
-              socket: { reconnectStrategy },
-            },
-          })
-        : (user as NodeRedisClient).duplicate({
-            name: SUBSCRIBER_NAME,
-            RESP: 3,
-            disableOfflineQueue: true,
-            pingInterval: undefined,
-            clientSideCache: undefined,
-            emitInvalidate: false,
-            socket: {
-              ...(user as NodeRedisClient).options?.socket,
-              reconnectStrategy,
-              socketTimeout: undefined,
-            },
-          });
-    return { borrowed: user, commands: undefined, subscriber, cluster };
+      user.duplicate({
+        name: SUBSCRIBER_NAME,
+        RESP: 3,
+        disableOfflineQueue: true,
+        pingInterval: undefined,
+        clientSideCache: undefined,
+        emitInvalidate: false,
+        socket: { ...user.options?.socket, reconnectStrategy, socketTimeout: undefined },
+      });
+    return { borrowed: user, commands: undefined, subscriber, cluster: false };
   }
   if (options.rootNodes !== undefined) {
     const rootNodes = options.rootNodes.map((url) => ({ url }));
-    const create = (
-      name: string,
-      minimizeConnections: boolean,
-      reconnectStrategy: ReconnectStrategy,
-    ) =>
+    const commands: ClientFactory = (reconnectStrategy) =>
       createCluster({
         rootNodes,
-        minimizeConnections,
         RESP: 3,
-        defaults: { name, disableOfflineQueue: true, socket: { reconnectStrategy } },
+        // When a node stops answering, look for a new primary after 1 s rather than 5 s.
+        topologyRefreshOnReconnectionAttemptStrategy: 1000,
+        defaults: { name: COMMANDS_NAME, disableOfflineQueue: true, socket: { reconnectStrategy } },
       }) as unknown as NodeRedisCluster;
-    return {
-      borrowed: undefined,
-      commands: (strategy) => create(COMMANDS_NAME, false, strategy),
-      subscriber: (strategy) => create(SUBSCRIBER_NAME, true, strategy),
-      cluster: true,
-    };
+    return { borrowed: undefined, commands, subscriber: undefined, cluster: true };
   }
   const create = (name: string, reconnectStrategy: ReconnectStrategy) =>
     createClient({

@@ -33,12 +33,12 @@ import {
 import { readMeta, timeMs } from "./commands";
 import { readGap } from "./gaps";
 import { Live, type StreamState } from "./state";
-import type { Subscriber } from "./subscriber";
+import type { PubSub } from "./subscriber";
 
 /** What the feed needs from the adapter. */
 export interface FeedHost {
   readonly commands: Connection;
-  readonly subscriber: Subscriber;
+  readonly subscriber: PubSub;
   readonly backoff: BackoffOptions;
   readonly streams: ReadonlyMap<string, StreamState>;
   readonly closed: boolean;
@@ -127,6 +127,17 @@ export class LiveFeed {
       this._toSubscribe.add(stream);
     }
     this._toUnsubscribe.clear();
+    this._schedule();
+  }
+
+  /** These subscriptions were lost (a cluster node failed): subscribe them again, then read. */
+  onDropped(channels: readonly string[]): void {
+    for (const key of channels) {
+      const stream = this._host.streams.get(key);
+      if (stream === undefined || stream.live === Live.Idle || !stream.subscribed) continue;
+      stream.subscribed = false;
+      this._toSubscribe.add(stream);
+    }
     this._schedule();
   }
 

@@ -22,6 +22,7 @@ import type {
   AdapterReset,
   HistoryResult,
 } from "@sluice/express-sse";
+import { backoffDelay } from "./backoff";
 import { Connection, createConnections, type Connections } from "./client";
 import { compareEventIds } from "./codec";
 import { RedisPublishError } from "./errors";
@@ -32,7 +33,8 @@ import { resolveOptions, type RedisAdapterOptions, type ResolvedOptions } from "
 import { publish } from "./publisher";
 import { isTimeout } from "./replies";
 import { Live, StreamState, type Receiver } from "./state";
-import { Subscriber } from "./subscriber";
+import { ClusterSubscriber } from "./cluster-subscriber";
+import { Subscriber, type PubSub } from "./subscriber";
 
 type Bounds = AdapterChannelOptions["history"];
 
@@ -118,7 +120,7 @@ export class RedisAdapter extends EventEmitter<{ error: [error: Error] }> implem
   private readonly _options: ResolvedOptions;
   private readonly _connections: Connections;
   private readonly _commands: Connection;
-  private _subscriber: Subscriber;
+  private _subscriber: PubSub;
   private readonly _streams = new Map<string, StreamState>();
   private readonly _feed: LiveFeed;
   private readonly _counters = {
@@ -337,17 +339,41 @@ export class RedisAdapter extends EventEmitter<{ error: [error: Error] }> implem
     this._commandsEverReady = true;
     for (const onReady of [...this._connectWaiters]) onReady();
     this._feed.onCommandsReady();
+    if (this._subscriber instanceof ClusterSubscriber && !this._subscriber.ready) {
+      this._connectCluster(this._subscriber, 0);
+    }
     this._settleReady();
   }
 
-  private _newSubscriber(): Subscriber {
-    const subscriber = new Subscriber(this._connections.subscriber, this._options.backoff, {
-      onMessage: (message, channel) => this._feed.onMessage(message, channel),
+  private _newSubscriber(): PubSub {
+    const events = {
+      onMessage: (message: string, channel: string) => this._feed.onMessage(message, channel),
       onResubscribed: () => this._subscriberReady(),
-      onError: (error) => this._subscriberLost(error),
-    });
+      onDropped: (channels: readonly string[]) => this._feed.onDropped(channels),
+      onError: (error: Error) => this._subscriberLost(error),
+    };
+    const factory = this._connections.subscriber;
+    if (factory === undefined) {
+      // A cluster: connections per primary, placed by the slot map (read once commands are up).
+      const subscriber = new ClusterSubscriber(this._commands, events);
+      this._connectCluster(subscriber, 0);
+      return subscriber;
+    }
+    const subscriber = new Subscriber(factory, this._options.backoff, events);
     subscriber.connect().catch(noop); // retries by itself until connected or released
     return subscriber;
+  }
+
+  /** Reads the cluster's slot map once the command connection is up, retrying with backoff. */
+  private _connectCluster(subscriber: ClusterSubscriber, attempt: number): void {
+    if (this._closed || !this._commands.ready) return; // called again by _commandsReady
+    subscriber.connect().catch(() => {
+      const retry = setTimeout(
+        () => this._connectCluster(subscriber, attempt + 1),
+        backoffDelay(attempt, this._options.backoff),
+      );
+      retry.unref();
+    });
   }
 
   private _subscriberReady(): void {

@@ -23,7 +23,7 @@ const running = new Set<ChildServer>();
 
 export async function startChildServer(
   name: string,
-  env: { REDIS_URL: string; CHANNEL: string; PREFIX?: string },
+  env: ({ REDIS_URL: string } | { REDIS_CLUSTER: string }) & { CHANNEL: string; PREFIX?: string },
 ): Promise<ChildServer> {
   const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", FIXTURE], {
     cwd: PACKAGE_ROOT,
