@@ -137,10 +137,13 @@ export class ClusterSubscriber implements PubSub {
         try {
           const node = await this._node(address);
           await node.connected;
-          for (const group of slots.values()) {
-            await node.client.sSubscribe!(group, this._onMessage);
-            for (const channel of group) node.channels.add(channel);
-          }
+          // One command per slot (a sharded subscription must not cross slots), pipelined.
+          await Promise.all(
+            [...slots.values()].map(async (group) => {
+              await node.client.sSubscribe!(group, this._onMessage);
+              for (const channel of group) node.channels.add(channel);
+            }),
+          );
         } catch (error) {
           failures.push(error);
         }

@@ -19,7 +19,6 @@
  * Own publishes arrive like every other process's (so the order is the same everywhere); the
  * feed waits for their replies, which carry their values (publisher.ts), before delivering.
  */
-import type { AdapterEvent, AdapterReset } from "@sluice/express-sse";
 import { backoffDelay, type BackoffOptions } from "./backoff";
 import type { Connection } from "./client";
 import {
@@ -31,9 +30,11 @@ import {
   type Announcement,
 } from "./codec";
 import { readMeta, timeMs } from "./commands";
+import { deliver, deliverEvent, resetStream, undecodable } from "./delivery";
 import { readGap } from "./gaps";
 import { Live, type StreamState } from "./state";
 import type { PubSub } from "./subscriber";
+import { Subscriptions } from "./subscriptions";
 
 /** What the feed needs from the adapter. */
 export interface FeedHost {
@@ -48,15 +49,27 @@ export interface FeedHost {
 }
 
 export class LiveFeed {
-  private readonly _toSubscribe = new Set<StreamState>();
-  private readonly _toUnsubscribe = new Set<StreamState>();
-  private _flushScheduled = false;
-  private _subscribeFailures = 0;
-  private _retryTimer: NodeJS.Timeout | undefined = undefined;
+  private readonly _subscriptions: Subscriptions;
   /** Streams waiting for the command connection to read their start position. */
   private readonly _unstarted = new Set<StreamState>();
 
-  constructor(private readonly _host: FeedHost) {}
+  constructor(private readonly _host: FeedHost) {
+    this._subscriptions = new Subscriptions({
+      get subscriber() {
+        return _host.subscriber;
+      },
+      backoff: _host.backoff,
+      get closed() {
+        return _host.closed;
+      },
+      report: (error) => _host.report(error),
+      subscribed: (stream) => {
+        stream.subscribed = true;
+        stream.needsRead = true;
+        if (!stream.busy) void this._pump(stream);
+      },
+    });
+  }
 
   /** Starts the feed of a stream that became wanted. */
   activate(stream: StreamState): void {
@@ -68,9 +81,7 @@ export class LiveFeed {
     stream.trusted = true;
     stream.queue = [];
     stream.needsRead = true;
-    this._toUnsubscribe.delete(stream);
-    this._toSubscribe.add(stream);
-    this._schedule();
+    this._subscriptions.subscribe(stream);
     this._start(stream, 0);
   }
 
@@ -83,12 +94,7 @@ export class LiveFeed {
     stream.position = undefined;
     stream.values.clear();
     this._unstarted.delete(stream);
-    this._toSubscribe.delete(stream);
-    if (stream.subscribed) {
-      stream.subscribed = false;
-      this._toUnsubscribe.add(stream);
-      this._schedule();
-    }
+    this._subscriptions.unsubscribe(stream);
   }
 
   /** A pub/sub message. */
@@ -97,7 +103,11 @@ export class LiveFeed {
     if (stream === undefined || stream.live === Live.Idle) return;
     const announcement = decodeAnnouncement(message, stream.tag);
     if (announcement === undefined) {
-      this._undecodable(stream, `a message that is not an announcement (${message.slice(0, 40)})`);
+      undecodable(
+        this._host,
+        stream,
+        `a message that is not an announcement (${message.slice(0, 40)})`,
+      );
       return;
     }
     stream.queue.push(announcement);
@@ -109,25 +119,19 @@ export class LiveFeed {
     for (const stream of this._host.streams.values()) {
       if (stream.live === Live.Idle) continue;
       if (!stream.subscribed) {
-        this._toSubscribe.add(stream);
+        this._subscriptions.subscribe(stream);
         continue;
       }
       stream.needsRead = true;
       if (!stream.busy) void this._pump(stream);
     }
-    this._subscribeFailures = 0;
-    this._schedule();
+    this._subscriptions.retryNow();
   }
 
   /** The subscriber connection was replaced: every active stream subscribes again. */
   onSubscriberReplaced(): void {
-    for (const stream of this._host.streams.values()) {
-      if (stream.live === Live.Idle) continue;
-      stream.subscribed = false;
-      this._toSubscribe.add(stream);
-    }
-    this._toUnsubscribe.clear();
-    this._schedule();
+    this._subscriptions.forgetPending();
+    this.onDropped([...this._host.streams.keys()]);
   }
 
   /** These subscriptions were lost (a cluster node failed): subscribe them again, then read. */
@@ -136,9 +140,8 @@ export class LiveFeed {
       const stream = this._host.streams.get(key);
       if (stream === undefined || stream.live === Live.Idle || !stream.subscribed) continue;
       stream.subscribed = false;
-      this._toSubscribe.add(stream);
+      this._subscriptions.subscribe(stream);
     }
-    this._schedule();
   }
 
   /** The command connection is ready: streams waiting for their start position get it. */
@@ -149,62 +152,8 @@ export class LiveFeed {
   }
 
   close(): void {
-    clearTimeout(this._retryTimer);
-    this._toSubscribe.clear();
-    this._toUnsubscribe.clear();
+    this._subscriptions.close();
     this._unstarted.clear();
-  }
-
-  // --- subscribing ------------------------------------------------------------------------------
-
-  private _schedule(): void {
-    if (this._flushScheduled) return;
-    this._flushScheduled = true;
-    queueMicrotask(() => {
-      this._flushScheduled = false;
-      this._flush();
-    });
-  }
-
-  private _flush(): void {
-    if (this._host.closed) return;
-    const host = this._host;
-    if (this._toUnsubscribe.size > 0) {
-      const keys = [...this._toUnsubscribe].map((stream) => stream.key);
-      this._toUnsubscribe.clear();
-      // Unconfirmed is harmless: messages for an idle stream are dropped.
-      host.subscriber.unsubscribe(keys).catch(() => undefined);
-    }
-    if (this._toSubscribe.size === 0 || !host.subscriber.ready) return; // onResubscribed retries
-    const batch = [...this._toSubscribe].map((stream) => [stream, stream.generation] as const);
-    this._toSubscribe.clear();
-    host.subscriber.subscribe(batch.map(([stream]) => stream.key)).then(
-      () => {
-        this._subscribeFailures = 0;
-        for (const [stream, generation] of batch) {
-          if (stream.generation !== generation || stream.live === Live.Idle) continue;
-          stream.subscribed = true;
-          stream.needsRead = true;
-          if (!stream.busy) void this._pump(stream);
-        }
-      },
-      (error: unknown) => {
-        if (host.closed) return;
-        for (const [stream, generation] of batch) {
-          if (stream.generation === generation && stream.live !== Live.Idle) {
-            this._toSubscribe.add(stream);
-          }
-        }
-        if (this._subscribeFailures++ === 0) {
-          host.report(
-            new Error(`Subscribing failed (${String(error)}); retrying`, { cause: error }),
-          );
-        }
-        clearTimeout(this._retryTimer);
-        const wait = backoffDelay(this._subscribeFailures, host.backoff);
-        this._retryTimer = setTimeout(() => this._flush(), wait);
-      },
-    );
   }
 
   // --- the start position -----------------------------------------------------------------------
@@ -300,9 +249,14 @@ export class LiveFeed {
       // The stream was just read to its end, yet what came before this event is not there:
       // expired or trimmed in the meantime. Lost for this process's subscribers: a reset.
       const newestId = toEventId(announcement.prev, stream.tag);
-      this._reset(stream, { reason: "too-old", oldestId: undefined, newestId }, announcement.prev);
+      resetStream(
+        this._host,
+        stream,
+        { reason: "too-old", oldestId: undefined, newestId },
+        announcement.prev,
+      );
     }
-    this._deliver(stream, announcement.id, announcement.event);
+    deliver(this._host, stream, announcement.id, announcement.event);
   }
 
   /** One gap read; `false` when the pump should stop (an error: retried after a backoff). */
@@ -314,9 +268,11 @@ export class LiveFeed {
     let read;
     try {
       read = await readGap(host.commands, stream, stream.position!, stream.trusted, bounds);
+      stream.readFailures = 0;
     } catch (error) {
       if (!current()) return false;
-      if (host.commands.ready) {
+      // Reported once until a read works; retried with backoff (a failover can take seconds).
+      if (stream.readFailures++ === 0) {
         host.report(
           new Error(`Reading stream "${stream.key}" failed (${String(error)}); retrying`, {
             cause: error,
@@ -324,90 +280,30 @@ export class LiveFeed {
         );
       }
       const generation = stream.generation;
-      setTimeout(
+      const retry = setTimeout(
         () => {
           if (stream.generation === generation && !stream.busy) void this._pump(stream);
         },
-        backoffDelay(0, host.backoff),
-      ).unref();
+        backoffDelay(stream.readFailures, host.backoff),
+      );
+      retry.unref();
       return false;
     }
     if (!current()) return false;
     if (read.kind === "reset") {
-      this._reset(stream, read.reset, read.position);
+      resetStream(this._host, stream, read.reset, read.position);
       stream.needsRead = false;
       return true;
     }
     if (read.kind === "events") {
-      for (const event of read.events) this._deliverEvent(stream, event);
+      for (const event of read.events) deliverEvent(this._host, stream, event);
       stream.needsRead = false;
       return true;
     }
     for (const [id, fields] of read.entries) {
-      this._deliver(stream, id, decodeEntry(toEventId(id, stream.tag), fields));
+      deliver(this._host, stream, id, decodeEntry(toEventId(id, stream.tag), fields));
     }
     if (read.done) stream.needsRead = false;
     return true;
-  }
-
-  /** Delivers an event read by `history()` (its id carries the stream's tag). */
-  private _deliverEvent(stream: StreamState, event: AdapterEvent): void {
-    this._deliver(stream, event.id.slice(0, event.id.lastIndexOf("-")), event);
-  }
-
-  private _deliver(stream: StreamState, id: string, decoded: AdapterEvent | undefined): void {
-    stream.position = id;
-    stream.trusted = false;
-    let event = decoded;
-    if (stream.values.size > 0) {
-      if (decoded !== undefined && stream.values.has(id)) {
-        event = { ...decoded, value: stream.values.get(id) };
-      }
-      // This value and those of earlier ids (never delivered: the feed was off meanwhile) are done.
-      for (const old of stream.values.keys()) {
-        if (compareStreamIds(old, id) > 0) break;
-        stream.values.delete(old);
-      }
-    }
-    if (event === undefined) {
-      this._undecodable(stream, `an entry without a "d" field (${id})`);
-      return;
-    }
-    for (const receiver of stream.receivers) {
-      const listener = receiver.listener;
-      if (listener === undefined || !receiver.active) continue;
-      this._host.counters.delivered++;
-      try {
-        listener(event);
-      } catch (error) {
-        this._host.report(error instanceof Error ? error : new Error(String(error)));
-      }
-    }
-  }
-
-  private _reset(stream: StreamState, reset: AdapterReset, position: string | undefined): void {
-    if (position !== undefined) stream.position = position;
-    stream.trusted = true;
-    this._host.counters.resets++;
-    this._host.report(
-      new Error(
-        `Stream "${stream.key}": events this process should have delivered are gone (${reset.reason}); ` +
-          "its subscribers get event: reset",
-      ),
-    );
-    for (const receiver of stream.receivers) {
-      if (!receiver.active || receiver.listener === undefined) continue;
-      try {
-        receiver.onReset?.(reset);
-      } catch (error) {
-        this._host.report(error instanceof Error ? error : new Error(String(error)));
-      }
-    }
-  }
-
-  private _undecodable(stream: StreamState, what: string): void {
-    if (stream.undecodableReported) return;
-    stream.undecodableReported = true;
-    this._host.report(new Error(`Stream "${stream.key}" has ${what}; skipping such messages`));
   }
 }

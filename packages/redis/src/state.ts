@@ -60,6 +60,8 @@ export class StreamState implements StreamKeys {
   needsRead = false;
   /** A pump is running for this stream. */
   busy = false;
+  /** Gap reads that failed in a row (for backoff, and to report an outage once). */
+  readFailures = 0;
   undecodableReported = false;
 
   constructor(readonly key: string) {

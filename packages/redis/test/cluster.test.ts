@@ -9,12 +9,7 @@ import { createCluster } from "redis";
 import { adapterContract } from "../../express-sse/test/helpers/adapter-contract";
 import { resolveHistoryOptions } from "../../express-sse/src/history";
 import { sleep, waitFor } from "../../express-sse/test/helpers/server";
-import {
-  createRedisAdapter,
-  hashSlot,
-  streamKey,
-  type RedisAdapter,
-} from "../src";
+import { createRedisAdapter, hashSlot, streamKey, type RedisAdapter } from "../src";
 import { compareEventIds, compareStreamIds, toStreamId } from "../src/codec";
 import { startChildServer, stopAllChildServers } from "./helpers/child-server";
 import { redisCommand, startRedisCluster, type RedisCluster } from "./helpers/redis-cluster";

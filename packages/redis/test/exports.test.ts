@@ -11,5 +11,7 @@ test("the public surface: the adapter, its factory, the publish error and the ke
     "streamKey",
   ]);
   expect(api.createRedisAdapter).toHaveLength(1);
-  expect(api.streamKey(api.DEFAULT_PREFIX, "chat")).toBe("sluice:chat");
+  expect(api.streamKey(api.DEFAULT_PREFIX, "chat")).toBe("sluice:{chat}");
+  expect(api.metaKey(api.streamKey(api.DEFAULT_PREFIX, "chat"))).toBe("sluice:{chat}:meta");
+  expect(api.hashSlot("sluice:{chat}")).toBe(api.hashSlot("chat"));
 });

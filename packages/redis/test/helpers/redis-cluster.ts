@@ -16,6 +16,8 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { ensurePrograms, freePort } from "../../../../test-support/system";
+// The package's own slot function: test/cluster.test.ts checks it against CLUSTER KEYSLOT.
+import { hashSlot } from "../../src/keys";
 
 const SERVER = "redis-server";
 const CLI = "redis-cli";
@@ -292,7 +294,7 @@ function makeCluster(nodes: NodeProcess[], disposeAll: () => Promise<void>): Red
     nodes,
 
     primaryFor: async (key) => {
-      const slot = keySlot(key);
+      const slot = hashSlot(key);
       // Every running node's view, by majority: right after a failover or a restart, a node
       // can still name a dead primary, or (restarted) itself with its old slots.
       const views = await Promise.all(
@@ -415,36 +417,6 @@ function portIsFree(port: number): Promise<boolean> {
     server.once("error", () => resolve(false));
     server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
   });
-}
-
-// ---------------------------------------------------------------------------------------------
-// Hash slots
-
-/** CRC16-CCITT (XMODEM: polynomial 0x1021, initial value 0), as Redis Cluster uses. */
-export function crc16(data: Uint8Array): number {
-  let crc = 0;
-  for (const byte of data) {
-    crc ^= byte << 8;
-    for (let bit = 0; bit < 8; bit++) {
-      crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
-    }
-  }
-  return crc;
-}
-
-/**
- * A key's hash slot, as Redis computes it: if the key contains `{` followed later by `}` with at
- * least one byte between them, only the bytes between the first `{` and the first `}` after it
- * are hashed; otherwise the whole key.
- */
-export function keySlot(key: string | Uint8Array): number {
-  const bytes = typeof key === "string" ? Buffer.from(key, "utf8") : key;
-  const open = bytes.indexOf(0x7b); // {
-  if (open !== -1) {
-    const close = bytes.indexOf(0x7d, open + 1); // }
-    if (close > open + 1) return crc16(bytes.subarray(open + 1, close)) % SLOT_COUNT;
-  }
-  return crc16(bytes) % SLOT_COUNT;
 }
 
 // ---------------------------------------------------------------------------------------------
