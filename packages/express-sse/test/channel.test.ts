@@ -8,6 +8,7 @@ import {
   type Adapter,
   type AdapterChannel,
   type AdapterEvent,
+  type AdapterReset,
   type SseStream,
   type StreamClosedError,
 } from "../src";
@@ -392,6 +393,91 @@ describe("Channel", () => {
         healthy.es.close();
         slow.destroy();
       }
+    });
+  });
+
+  describe("the adapter's setActive() and onReset", () => {
+    /** A MemoryAdapter channel that records setActive() calls and lets the test fire a reset. */
+    function spyAdapter() {
+      const calls: Array<boolean | "history"> = [];
+      let fireReset: ((reset: AdapterReset) => void) | undefined;
+      const adapter: Adapter = {
+        open(name, options) {
+          const inner = new MemoryAdapter().open(name, options);
+          return {
+            publish: (e) => inner.publish(e),
+            listen: (fn, onReset) => {
+              inner.listen(fn);
+              fireReset = onReset;
+            },
+            setActive: (active) => void calls.push(active),
+            compare: (a, b) => inner.compare(a, b),
+            close: () => inner.close(),
+            history: (afterId) => {
+              calls.push("history");
+              return inner.history(afterId);
+            },
+          };
+        },
+      };
+      return { adapter, calls, reset: (r: AdapterReset) => fireReset!(r) };
+    }
+
+    test("active with the first subscriber, inactive after the last one left, before any history read", async () => {
+      const { adapter, calls } = spyAdapter();
+      const channel = new Channel("active", { adapter });
+      const { app } = channelApp(channel);
+      const { url } = await listen(app);
+      expect(calls).toEqual([]);
+      const one = collectEvents(url, { path: "/c", count: 1 });
+      await waitFor(() => channel.size === 1, { what: "the first subscriber" });
+      const two = collectEvents(url, { path: "/c", count: 2 });
+      await waitFor(() => channel.size === 2, { what: "the second subscriber" });
+      expect(calls).toEqual([true]);
+      await channel.publish("1"); // the first client leaves after it
+      await one;
+      await waitFor(() => channel.size === 1, { what: "one to leave" });
+      expect(calls).toEqual([true]);
+      await channel.publish("2");
+      await two;
+      await waitFor(() => channel.size === 0, { what: "both to leave" });
+      expect(calls).toEqual([true, false]);
+      // A resuming first subscriber: active before its history is read, so nothing falls between.
+      const resumed = collectEvents(url, {
+        path: "/c",
+        headers: { "Last-Event-ID": "x" },
+        count: 1,
+      });
+      expect((await resumed).events[0]!.event).toBe("reset");
+      await waitFor(() => channel.size === 0, { what: "the resumed client to leave" });
+      expect(calls).toEqual([true, false, true, "history", false]);
+      await channel.close();
+      expect(calls).toEqual([true, false, true, "history", false]); // close() adds nothing
+    });
+
+    test("a reset from the adapter reaches every live subscriber as event: reset, and live events go on", async () => {
+      const { adapter, reset } = spyAdapter();
+      const channel = new Channel("reset", { adapter });
+      const { app } = channelApp(channel);
+      const { url } = await listen(app);
+      const clients = [1, 2].map(() => collectEvents(url, { path: "/c", count: 3 }));
+      await waitFor(() => channel.size === 2, { what: "two subscribers" });
+      const before = await channel.publish("before");
+      reset({ reason: "unknown", oldestId: undefined, newestId: "newest-1" });
+      const after = await channel.publish("after");
+      for (const client of clients) {
+        expect((await client).events).toEqual([
+          { event: "message", id: before, data: "before" },
+          {
+            event: "reset",
+            id: "newest-1",
+            data: JSON.stringify({ reason: "unknown", oldestId: null, newestId: "newest-1" }),
+          },
+          { event: "message", id: after, data: "after" },
+        ]);
+      }
+      expect(channel.stats().resets).toBe(2);
+      await channel.close();
     });
   });
 

@@ -252,3 +252,46 @@ test("a pub/sub connection that silently stops answering is replaced, and delive
   expect(noticedAfter).toBeLessThan(1000); // at most two, and some slack
   await channel.close();
 }, 30_000);
+
+test("Redis restarted empty (no persistence): live subscribers get event: reset, then what follows", async () => {
+  const volatile = await startRedisServer(); // no append-only file: a restart loses everything
+  try {
+    const adapter = createRedisAdapter({
+      url: volatile.url,
+      reconnect: { minDelay: 20, maxDelay: 250 },
+    });
+    const reports: string[] = [];
+    adapter.on("error", (err) => reports.push(err.message));
+    adapters.push(adapter);
+    const channel = new Channel(unique("empty"), { adapter });
+    const client = openStream(await serve(channel));
+    await client.opened;
+    await waitFor(() => channel.size === 1, { what: "the subscriber" });
+    await adapter.ready();
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push(await channel.publish(String(i)));
+    await waitFor(() => client.events.length === 3, { what: "3 events" });
+
+    await volatile.stop("SIGKILL");
+    await volatile.start();
+    // The feed reads from its last id, finds that Redis no longer knows it, and resets.
+    await waitFor(() => adapter.stats().resets === 1, { timeout: 5000, what: "the reset" });
+    const after = await channel.publish("after");
+    await waitFor(() => client.events.length === 5, { what: "the reset and the next event" });
+    expect(client.events).toEqual([
+      ...ids.map((id, i) => ({ event: "message", id, data: String(i) })),
+      {
+        event: "reset",
+        id: "",
+        data: JSON.stringify({ reason: "unknown", oldestId: null, newestId: null }),
+      },
+      { event: "message", id: after, data: "after" },
+    ]);
+    expect(reports).toContainEqual(
+      expect.stringMatching(/events this process should have delivered are gone \(unknown\)/),
+    );
+    await channel.close();
+  } finally {
+    await volatile.dispose();
+  }
+});
