@@ -26,10 +26,16 @@ if (streamSecret === undefined || streamSecret === "") {
   process.exit(1);
 }
 
-// REDIS_URL switches the channels (chat, updates, each user's) to Redis Streams, so every replica
-// behind nginx shares them; without it everything stays in this process.
+// REDIS_URL (or REDIS_CLUSTER: comma-separated root node URLs of a Redis Cluster) switches the
+// channels (chat, updates, each user's) to Redis, so every replica behind nginx shares them;
+// without either, everything stays in this process.
 const redisUrl = process.env["REDIS_URL"];
-const adapter = redisUrl ? createRedisAdapter({ url: redisUrl }) : undefined;
+const redisCluster = process.env["REDIS_CLUSTER"];
+const adapter = redisCluster
+  ? createRedisAdapter({ rootNodes: redisCluster.split(",").map((url) => url.trim()) })
+  : redisUrl
+    ? createRedisAdapter({ url: redisUrl })
+    : undefined;
 adapter?.on("error", (err) => console.error("redis adapter:", err.message));
 
 const app = createApp({ streamSecret, ...(adapter === undefined ? {} : { adapter }) });
@@ -39,7 +45,7 @@ const server = app.listen(port, (err?: Error) => {
     process.exit(1);
   }
   console.log(
-    `Sluice demo on http://localhost:${port}  (${redisUrl ? `channels on ${redisUrl}` : "in memory"}; Ctrl+C to stop)`,
+    `Sluice demo on http://localhost:${port}  (${redisCluster ? `channels on the Redis Cluster ${redisCluster}` : redisUrl ? `channels on ${redisUrl}` : "in memory"}; Ctrl+C to stop)`,
   );
 });
 

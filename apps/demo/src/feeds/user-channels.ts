@@ -15,7 +15,10 @@
  * closed channel gets `event: reset` (the ids carry a per-channel epoch, so they are never
  * misread). On Redis the stream outlives the channel, and a later channel resumes from it.
  *
- * History is 100 events or 32 KiB per channel, so at the cap that is at most ~32 MiB in memory.
+ * History is 100 events or 32 KiB per channel, so at the cap that is at most ~32 MiB in memory,
+ * and notifications older than an hour are not replayed (`maxAge`). On Redis `maxAge` is also the
+ * history's TTL: a user who gets no notification for an hour leaves no stream behind (only the
+ * channel's small meta hash, for a day), however many users come and go.
  */
 import { Channel, type Adapter, type ChannelStats } from "@sluice/express-sse";
 
@@ -47,7 +50,7 @@ interface Entry {
   lastUsed: number;
 }
 
-const HISTORY = { max: 100, maxBytes: 32 * 1024 };
+const HISTORY = { max: 100, maxBytes: 32 * 1024, maxAge: 60 * 60 * 1000 };
 
 export class UserChannels {
   /** In least-recently-used order: a use moves the user to the end. */
