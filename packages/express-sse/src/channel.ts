@@ -66,7 +66,11 @@ export interface ChannelOptions {
 /** Counters of a channel since it was created. Cheap: plain increments on paths already taken. */
 export interface ChannelStats {
   subscribers: number;
-  /** Events published on the channel (from any process). */
+  /**
+   * Events the channel received from its adapter: every event published on it, from any process,
+   * while it has local subscribers (a distributed adapter delivers nothing to a channel without
+   * subscribers in this process; the in-memory adapter delivers every event).
+   */
   events: number;
   /** Bytes written to subscribers (each copy counted). */
   bytes: number;
