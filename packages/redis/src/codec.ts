@@ -60,6 +60,8 @@ export interface Announcement {
   readonly id: string;
   readonly prev: string;
   readonly event: AdapterEvent;
+  /** Set by the live feed: own publishes to wait for before delivering it (live.ts). */
+  wait?: Promise<unknown> | undefined;
 }
 
 /** Flags of a publish, as the script and {@link decodeAnnouncement} agree on them. */

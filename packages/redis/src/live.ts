@@ -110,6 +110,23 @@ export class LiveFeed {
       );
       return;
     }
+    if (stream.inflight.size > 0) {
+      // Own publishes sent before this arrived may be this very event: their replies carry the
+      // values for filters. Only those: publishes made later cannot hold it back.
+      announcement.wait = Promise.all(stream.inflight);
+    } else if (
+      !stream.busy &&
+      stream.queue.length === 0 &&
+      !stream.needsRead &&
+      stream.subscribed &&
+      stream.position !== undefined
+    ) {
+      // The common case, without a pump: in order, nothing pending.
+      this._announce(stream, announcement, false);
+      if (!stream.needsRead) return;
+      void this._pump(stream);
+      return;
+    }
     stream.queue.push(announcement);
     if (!stream.busy) void this._pump(stream);
   }
@@ -209,18 +226,20 @@ export class LiveFeed {
     let caughtUp = false;
     try {
       while (current() && stream.subscribed && stream.position !== undefined) {
-        if (stream.inflight.size > 0) {
-          // Own publishes in flight may be in what comes next: their replies carry the values.
-          await Promise.all(stream.inflight);
-          continue;
-        }
         if (stream.needsRead) {
           if (!(await this._readGap(stream, current))) return;
           caughtUp = !stream.needsRead;
           continue;
         }
-        const next = stream.queue.shift();
+        const next = stream.queue[0];
         if (next === undefined) return;
+        if (next.wait !== undefined) {
+          const wait = next.wait;
+          next.wait = undefined;
+          await wait;
+          continue;
+        }
+        stream.queue.shift();
         this._announce(stream, next, caughtUp);
         caughtUp = false;
       }
@@ -300,6 +319,9 @@ export class LiveFeed {
       stream.needsRead = false;
       return true;
     }
+    // Own publishes in flight when the stream was read may be among these entries.
+    if (stream.inflight.size > 0) await Promise.all(stream.inflight);
+    if (!current()) return false;
     for (const [id, fields] of read.entries) {
       deliver(this._host, stream, id, decodeEntry(toEventId(id, stream.tag), fields));
     }
