@@ -5,7 +5,7 @@
  */
 import type { Connection } from "./client";
 import { asEntries, asRecord, asString, answerWithin, type Entry } from "./replies";
-import { PUBLISH_SCRIPT, PUBLISH_SHA } from "./scripts";
+import { PUBLISH_SCRIPT } from "./scripts";
 
 /** What `XINFO STREAM` says about a stream (Redis 7 fields). */
 export interface StreamInfo {
@@ -35,16 +35,22 @@ export interface PublishArgs {
 
 /**
  * Runs the publish script (scripts.ts): resolves with the new entry's id, or fails with a
- * `NoAnswerError` after `timeout` ms. `EVALSHA` first; a node that does not have the script yet
- * (a new server, a restart, a replica just promoted) answers `NOSCRIPT` without running anything,
- * and gets the script itself with `EVAL`.
+ * `NoAnswerError` after `timeout` ms.
+ *
+ * Always `EVAL`, never `EVALSHA`: a node that does not have the script cached (a restart, a
+ * replica just promoted, `SCRIPT FLUSH`) answers `NOSCRIPT`, and a retry would overtake the
+ * publishes already on their way behind it on the same connection, so events published one after
+ * the other would be stored out of order. Redis caches the compiled script either way; `EVAL`
+ * costs it a SHA1 of the script's few hundred bytes per call.
  */
 export async function publishEntry(
   redis: Connection,
   args: PublishArgs,
   timeout: number,
 ): Promise<string> {
-  const rest = [
+  const command = [
+    "EVAL",
+    PUBLISH_SCRIPT,
     "2",
     args.stream,
     args.metaKey,
@@ -57,22 +63,7 @@ export async function publishEntry(
   ];
   // node-redis's own `timeout` only covers the wait to be written; the deadline covers the answer.
   const options = { typeMapping: {}, timeout };
-  try {
-    return asString(
-      await answerWithin(
-        redis.send(args.stream, ["EVALSHA", PUBLISH_SHA, ...rest], options),
-        timeout,
-      ),
-    );
-  } catch (err) {
-    if (!(err instanceof Error) || !err.message.startsWith("NOSCRIPT")) throw err;
-  }
-  return asString(
-    await answerWithin(
-      redis.send(args.stream, ["EVAL", PUBLISH_SCRIPT, ...rest], options),
-      timeout,
-    ),
-  );
+  return asString(await answerWithin(redis.send(args.stream, command, options), timeout));
 }
 
 /** `XINFO STREAM key`, or `undefined` when the key does not exist. */

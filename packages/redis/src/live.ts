@@ -110,10 +110,10 @@ export class LiveFeed {
       );
       return;
     }
-    if (stream.inflight.size > 0) {
+    if (stream.lastPublish !== undefined) {
       // Own publishes sent before this arrived may be this very event: their replies carry the
       // values for filters. Only those: publishes made later cannot hold it back.
-      announcement.wait = Promise.all(stream.inflight);
+      announcement.wait = stream.lastPublish;
     } else if (
       !stream.busy &&
       stream.queue.length === 0 &&
@@ -320,7 +320,7 @@ export class LiveFeed {
       return true;
     }
     // Own publishes in flight when the stream was read may be among these entries.
-    if (stream.inflight.size > 0) await Promise.all(stream.inflight);
+    if (stream.lastPublish !== undefined) await stream.lastPublish;
     if (!current()) return false;
     for (const [id, fields] of read.entries) {
       deliver(this._host, stream, id, decodeEntry(toEventId(id, stream.tag), fields));

@@ -66,8 +66,12 @@ export function publish(
     stream.values.set(id, input.value);
     if (stream.values.size > MAX_VALUES) stream.values.delete(stream.values.keys().next().value!);
   }, noop);
-  stream.inflight.add(settled);
-  void settled.then(() => stream.inflight.delete(settled));
+  // Replies on a connection come in the order the publishes were sent, so the newest one settles
+  // last: waiting for it is waiting for all of them (live.ts), in O(1) per message.
+  stream.lastPublish = settled;
+  void settled.then(() => {
+    if (stream.lastPublish === settled) stream.lastPublish = undefined;
+  });
   return appended.then(
     (id) => toEventId(id, stream.tag),
     (error: unknown) => {

@@ -36,8 +36,11 @@ export class StreamState implements StreamKeys {
   // --- publishing (publisher.ts) ---
   /** Values of this process's publishes, by stream id, until the live feed delivers them. */
   readonly values = new Map<string, unknown>();
-  /** Publishes sent and not answered yet: the feed waits for them before it delivers. */
-  readonly inflight = new Set<Promise<void>>();
+  /**
+   * The newest own publish not answered yet: settled once it is, and so once all earlier ones
+   * are (replies come in order). The feed waits for it before delivering (live.ts).
+   */
+  lastPublish: Promise<void> | undefined = undefined;
 
   // --- the live feed (live.ts) ---
   live = Live.Idle;

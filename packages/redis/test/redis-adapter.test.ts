@@ -460,6 +460,25 @@ describe("the live feed", () => {
     );
   });
 
+  test("publishes fired without waiting are stored and delivered in call order, even with the script cache flushed", async () => {
+    const adapter = adapterFor();
+    const channel = openOn(adapter, unique("pipelined"));
+    const received = await listening(channel);
+    await adapter.ready();
+    await admin.sendCommand(["SCRIPT", "FLUSH"]); // as after a restart, or on a promoted replica
+    const ids = await Promise.all(
+      Array.from({ length: 2000 }, (_, i) =>
+        channel.publish({ event: undefined, data: String(i), value: i }),
+      ),
+    );
+    for (let i = 1; i < ids.length; i++)
+      expect(channel.compare(ids[i - 1]!, ids[i]!)).toBeLessThan(0);
+    await waitFor(() => received.length === 2000, { what: "2,000 events" });
+    expect(received.map((e) => e.data)).toEqual(ids.map((_, i) => String(i)));
+    expect(received.map((e) => e.id)).toEqual(ids);
+    expect(received.every((e, i) => e.value === i)).toBe(true); // own values, attached in order
+  });
+
   test("an event stored without its announcement is noticed at the next one and read from the stream", async () => {
     const adapter = adapterFor();
     const name = unique("missed");
