@@ -32,9 +32,13 @@ import {
 import { readMeta, timeMs } from "./commands";
 import { deliver, deliverEvent, resetStream, undecodable } from "./delivery";
 import { readGap } from "./gaps";
+import { Limiter } from "./limiter";
 import { Live, type StreamState } from "./state";
 import type { PubSub } from "./subscriber";
 import { Subscriptions } from "./subscriptions";
+
+/** Stream reads (start positions, gap reads) sent to Redis at once, at most. */
+const READS_IN_FLIGHT = 256;
 
 /** What the feed needs from the adapter. */
 export interface FeedHost {
@@ -52,6 +56,10 @@ export class LiveFeed {
   private readonly _subscriptions: Subscriptions;
   /** Streams waiting for the command connection to read their start position. */
   private readonly _unstarted = new Set<StreamState>();
+  /** Start positions and gap reads in flight at most (see limiter.ts). */
+  private readonly _reads = new Limiter(READS_IN_FLIGHT);
+  /** A read failed and none worked since: reported once, not once per stream. */
+  private _readsFailing = false;
 
   constructor(private readonly _host: FeedHost) {
     this._subscriptions = new Subscriptions({
@@ -169,6 +177,7 @@ export class LiveFeed {
   }
 
   close(): void {
+    this._reads.clear();
     this._subscriptions.close();
     this._unstarted.clear();
   }
@@ -184,35 +193,38 @@ export class LiveFeed {
       return;
     }
     const generation = stream.generation;
-    Promise.all([timeMs(host.commands, stream.key), readMeta(host.commands, stream.metaKey)]).then(
-      ([now, { last }]) => {
-        if (stream.generation !== generation || stream.live === Live.Idle) return;
-        // The activation was at most this long ago in Redis's clock too.
-        const since = Math.ceil(performance.now() - stream.activatedAt) + 1;
-        const activated = `${Math.max(0, now - since)}-0`;
-        const newest = last ?? ZERO_ID;
-        stream.position = compareStreamIds(newest, activated) > 0 ? activated : newest;
-        stream.trusted = true;
-        if (!stream.busy) void this._pump(stream);
-      },
-      (error: unknown) => {
-        if (stream.generation !== generation || host.closed) return;
-        if (attempt === 0 && host.commands.ready) {
-          host.report(
-            new Error(
-              `Stream "${stream.key}": could not read its start position (${String(error)}); retrying`,
-              {
+    this._reads
+      .run(() =>
+        Promise.all([timeMs(host.commands, stream.key), readMeta(host.commands, stream.metaKey)]),
+      )
+      .then(
+        ([now, { last }]) => {
+          if (stream.generation !== generation || stream.live === Live.Idle) return;
+          // The activation was at most this long ago in Redis's clock too.
+          const since = Math.ceil(performance.now() - stream.activatedAt) + 1;
+          const activated = `${Math.max(0, now - since)}-0`;
+          const newest = last ?? ZERO_ID;
+          stream.position = compareStreamIds(newest, activated) > 0 ? activated : newest;
+          this._readsFailing = false;
+          stream.trusted = true;
+          if (!stream.busy) void this._pump(stream);
+        },
+        (error: unknown) => {
+          if (stream.generation !== generation || host.closed) return;
+          if (!this._readsFailing && host.commands.ready) {
+            this._readsFailing = true;
+            host.report(
+              new Error(`Reading start positions failed (${describe(error)}); retrying`, {
                 cause: error,
-              },
-            ),
-          );
-        }
-        setTimeout(
-          () => this._start(stream, attempt + 1),
-          backoffDelay(attempt, host.backoff),
-        ).unref();
-      },
-    );
+              }),
+            );
+          }
+          setTimeout(
+            () => this._start(stream, attempt + 1),
+            backoffDelay(attempt, host.backoff),
+          ).unref();
+        },
+      );
   }
 
   // --- delivery ---------------------------------------------------------------------------------
@@ -286,14 +298,20 @@ export class LiveFeed {
     host.counters.gapReads++;
     let read;
     try {
-      read = await readGap(host.commands, stream, stream.position!, stream.trusted, bounds);
+      const position = stream.position!;
+      read = await this._reads.run(() =>
+        readGap(host.commands, stream, position, stream.trusted, bounds),
+      );
       stream.readFailures = 0;
+      this._readsFailing = false;
     } catch (error) {
       if (!current()) return false;
       // Reported once until a read works; retried with backoff (a failover can take seconds).
-      if (stream.readFailures++ === 0) {
+      stream.readFailures++;
+      if (!this._readsFailing) {
+        this._readsFailing = true;
         host.report(
-          new Error(`Reading stream "${stream.key}" failed (${String(error)}); retrying`, {
+          new Error(`Reading stream "${stream.key}" failed (${describe(error)}); retrying`, {
             cause: error,
           }),
         );
@@ -328,4 +346,12 @@ export class LiveFeed {
     if (read.done) stream.needsRead = false;
     return true;
   }
+}
+
+/** An error in a few words: node-redis's TimeoutError has an empty message. */
+function describe(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  return error.message === ""
+    ? error.constructor.name
+    : `${error.constructor.name}: ${error.message}`;
 }
