@@ -199,7 +199,9 @@ export class LiveFeed {
       )
       .then(
         ([now, { last }]) => {
+          // A read for an earlier activation, or a second one for this activation: not ours to set.
           if (stream.generation !== generation || stream.live === Live.Idle) return;
+          if (stream.position !== undefined) return;
           // The activation was at most this long ago in Redis's clock too.
           const since = Math.ceil(performance.now() - stream.activatedAt) + 1;
           const activated = `${Math.max(0, now - since)}-0`;
@@ -219,8 +221,12 @@ export class LiveFeed {
               }),
             );
           }
+          // Retried for this activation only: a retry that outlived it (the channel went idle and
+          // active again meanwhile) would set an older start position under the new one.
           setTimeout(
-            () => this._start(stream, attempt + 1),
+            () => {
+              if (stream.generation === generation) this._start(stream, attempt + 1);
+            },
             backoffDelay(attempt, host.backoff),
           ).unref();
         },
