@@ -11,7 +11,10 @@ export interface SoakRow {
   case: string;
   /** The load held, in words: "200 clients x 10,000 events". */
   load: string;
-  /** Faults injected (sockets destroyed, reader connections killed, ...); 0 if none. */
+  /**
+   * Faults injected (sockets destroyed, pub/sub connections killed, a Redis primary killed, ...);
+   * 0 if none.
+   */
   faults: number;
   /** Bad inputs tried; 0 if none. */
   badInputs: number;
