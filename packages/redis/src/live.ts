@@ -130,8 +130,9 @@ export class LiveFeed {
       stream.position !== undefined
     ) {
       // The common case, without a pump: in order, nothing pending.
-      this._announce(stream, announcement, false);
-      if (!stream.needsRead) return;
+      if (!this._announce(stream, announcement, false)) return;
+      stream.queue.push(announcement);
+      stream.needsRead = true;
       void this._pump(stream);
       return;
     }
@@ -249,17 +250,31 @@ export class LiveFeed {
           caughtUp = !stream.needsRead;
           continue;
         }
-        const next = stream.queue[0];
-        if (next === undefined) return;
-        if (next.wait !== undefined) {
-          const wait = next.wait;
-          next.wait = undefined;
+        const queue = stream.queue;
+        if (queue.length === 0) return;
+        // Own publishes in flight when these arrived: the newest one's reply comes last (replies
+        // come in order), so one wait covers every queued announcement.
+        let wait: Promise<unknown> | undefined;
+        for (const item of queue) {
+          if (item.wait === undefined) continue;
+          wait = item.wait;
+          item.wait = undefined;
+        }
+        if (wait !== undefined) {
           await wait;
           continue;
         }
-        stream.queue.shift();
-        this._announce(stream, next, caughtUp);
-        caughtUp = false;
+        // The whole queue in one synchronous run, so the channel writes it as one batch.
+        stream.queue = [];
+        for (let i = 0; i < queue.length; i++) {
+          if (this._announce(stream, queue[i]!, caughtUp)) {
+            // A gap: read the stream first, then this announcement and the rest again.
+            stream.queue = [...queue.slice(i), ...stream.queue];
+            stream.needsRead = true;
+            break;
+          }
+          caughtUp = false;
+        }
       }
     } finally {
       stream.busy = false;
@@ -270,18 +285,17 @@ export class LiveFeed {
     }
   }
 
-  private _announce(stream: StreamState, announcement: Announcement, caughtUp: boolean): void {
+  /**
+   * Delivers an announcement in order; `true` when something between the last id delivered and
+   * this one was missed, and the stream must be read first (nothing delivered then).
+   */
+  private _announce(stream: StreamState, announcement: Announcement, caughtUp: boolean): boolean {
     const position = stream.position!;
-    if (compareStreamIds(announcement.id, position) <= 0) return; // delivered already
+    if (compareStreamIds(announcement.id, position) <= 0) return false; // delivered already
     const follows =
       announcement.prev === position ||
       (stream.trusted && compareStreamIds(announcement.prev, position) <= 0);
-    if (!follows && !caughtUp) {
-      // Something between the last id delivered and this one was missed: read the stream.
-      stream.queue.unshift(announcement);
-      stream.needsRead = true;
-      return;
-    }
+    if (!follows && !caughtUp) return true;
     if (!follows) {
       // The stream was just read to its end, yet what came before this event is not there:
       // expired or trimmed in the meantime. Lost for this process's subscribers: a reset.
@@ -294,6 +308,7 @@ export class LiveFeed {
       );
     }
     deliver(this._host, stream, announcement.id, announcement.event);
+    return false;
   }
 
   /** One gap read; `false` when the pump should stop (an error: retried after a backoff). */

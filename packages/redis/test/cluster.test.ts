@@ -282,10 +282,10 @@ test("a channel that goes idle and active again while its primary is down delive
 }, 90_000);
 
 test("hashSlot() agrees with the cluster on where a channel's keys are", async () => {
+  // Asked of a node directly: after the failovers above, the admin client's slot map is stale.
+  const node = cluster.nodes.find((candidate) => candidate.running)!;
   for (const name of ["chat", "user:42", "ünï 👋", "}x{"]) {
     const key = streamKey("sluice:", name);
-    expect(hashSlot(key)).toBe(
-      Number(await admin.sendCommand(undefined, true, ["CLUSTER", "KEYSLOT", key])),
-    );
+    expect(hashSlot(key)).toBe(Number(await redisCommand(node.port, ["CLUSTER", "KEYSLOT", key])));
   }
 });
