@@ -35,6 +35,21 @@ export interface Config {
     hz: number;
     seconds: number;
   };
+  /**
+   * Channel-count sweep: one reader process with `channels[i]` open channels on one Redis
+   * adapter, another process publishing `hz` events/s to random ones among them for `seconds`.
+   */
+  redisChannels: {
+    channels: number[];
+    hz: number;
+    seconds: number;
+    /** At the same rate, after one warm-up event per channel and before measuring. */
+    warmupSeconds: number;
+    /** The publisher publishes what is due every `tickMs` (2,000/s: 10 events every 5 ms). */
+    tickMs: number;
+    /** Warm-up publishes (one per channel) in flight at a time. */
+    concurrency: number;
+  };
 }
 
 export const FULL: Config = {
@@ -58,6 +73,14 @@ export const FULL: Config = {
     hz: 50,
     seconds: 5,
   },
+  redisChannels: {
+    channels: [10, 1_000, 10_000, 100_000],
+    hz: 2_000,
+    seconds: 5,
+    warmupSeconds: 1,
+    tickMs: 5,
+    concurrency: 500,
+  },
 };
 
 export const QUICK: Config = {
@@ -80,5 +103,13 @@ export const QUICK: Config = {
     sampleEvery: 10,
     hz: 50,
     seconds: 1,
+  },
+  redisChannels: {
+    channels: [10, 1_000, 10_000],
+    hz: 2_000,
+    seconds: 1,
+    warmupSeconds: 0.2,
+    tickMs: 5,
+    concurrency: 500,
   },
 };

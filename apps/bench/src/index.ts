@@ -11,8 +11,8 @@ import path from "node:path";
 import { throughputSvg } from "./chart";
 import { FULL, QUICK, type Config } from "./config";
 import { Harness } from "./harness";
-import { VARIANTS, isVariantName, type ServerVariantName, type VariantName } from "./protocol";
-import { failureList, formatNumber, resultsMarkdown, scenarioTable } from "./report";
+import { VARIANTS, isServerVariantName, isVariantName, type VariantName } from "./protocol";
+import { failureList, formatNumber, resultsMarkdown, scenarioTable, targetList } from "./report";
 import type { CellResult, Machine, Results } from "./results";
 import { burst } from "./scenarios/burst";
 import { churn } from "./scenarios/churn";
@@ -20,10 +20,19 @@ import { crossProcess } from "./scenarios/crossprocess";
 import { fanout } from "./scenarios/fanout";
 import { latency } from "./scenarios/latency";
 import { memory } from "./scenarios/memory";
+import { redisChannels } from "./scenarios/redis-channels";
 import type { Scenario } from "./scenarios/types";
 
 const ROOT = path.resolve(__dirname, "..");
-const FAMILIES = ["fanout", "burst", "memory", "latency", "churn", "crossprocess"] as const;
+const FAMILIES = [
+  "fanout",
+  "burst",
+  "memory",
+  "latency",
+  "churn",
+  "crossprocess",
+  "redis-channels",
+] as const;
 
 const USAGE = `Usage: pnpm bench [options]        (from the repository root; builds first)
 
@@ -103,6 +112,7 @@ function scenariosOf(config: Config, only: Set<string> | undefined): Scenario[] 
     ["latency", latency(config.latency)],
     ["churn", churn(config.churn)],
     ["crossprocess", crossProcess(config.crossProcess)],
+    ["redis-channels", redisChannels(config.redisChannels)],
   ];
   return all.filter(([family]) => only === undefined || only.has(family)).map(([, s]) => s);
 }
@@ -192,23 +202,28 @@ async function main(): Promise<void> {
     mode: config.mode,
     config,
     variants: options.variants,
-    scenarios: scenarios.map(({ key, title, description, columns, variants }) => ({
+    scenarios: scenarios.map(({ key, title, description, columns, variants, rows, targets }) => ({
       key,
       title,
       description,
       columns,
       ...(variants === undefined ? {} : { variants }),
+      ...(rows === undefined ? {} : { rows }),
+      ...(targets === undefined ? {} : { targets }),
     })),
     machine: machine(),
     cells: [],
     seconds: 0,
   };
   const started = Date.now();
-  const variantCount = new Set(scenarios.flatMap((s) => s.variants ?? options.variants)).size;
+  const cells = scenarios.reduce(
+    (sum, s) => sum + (s.rows?.names ?? s.variants ?? options.variants).length,
+    0,
+  );
   console.log(
     `Sluice benchmark (${config.mode === "quick" ? "--quick smoke run" : "full run"}): ` +
-      `${scenarios.length} scenarios × ${variantCount} variants × ${config.runs} ` +
-      `run${config.runs === 1 ? "" : "s"}`,
+      `${scenarios.length} scenario${scenarios.length === 1 ? "" : "s"}, ${cells} cells × ` +
+      `${config.runs} run${config.runs === 1 ? "" : "s"}`,
   );
   console.log(
     `${results.machine.cpu}, ${results.machine.cores} cores, Node ${results.machine.node}, ` +
@@ -221,13 +236,15 @@ async function main(): Promise<void> {
       const scenarioStart = Date.now();
       console.log(`## ${scenario.title}`);
       for (let run = 1; run <= config.runs; run++) {
-        for (const variant of scenario.variants ?? options.variants) {
-          results.cells.push(await runCell(harness, scenario, variant, run, config.runs));
+        for (const row of scenario.rows?.names ?? scenario.variants ?? options.variants) {
+          results.cells.push(await runCell(harness, scenario, row, run, config.runs));
         }
       }
       const meta = results.scenarios.find((s) => s.key === scenario.key);
       if (meta !== undefined) {
         console.log(`\n${scenarioTable(results, meta)}\n`);
+        const targets = targetList(results, meta);
+        if (targets !== "") console.log(`Targets:\n${targets}\n`);
         const failures = failureList(results, scenario.key);
         if (failures !== "") console.log(`Failed cells:\n${failures}\n`);
       }
@@ -253,17 +270,23 @@ async function main(): Promise<void> {
 async function runCell(
   harness: Harness,
   scenario: Scenario,
-  variant: ServerVariantName,
+  variant: string,
   run: number,
   runs: number,
 ): Promise<CellResult> {
   const label = `  run ${run}/${runs} ${variant.padEnd(12)}`;
   const t0 = Date.now();
   try {
-    const metrics =
-      scenario.cell !== undefined
-        ? await scenario.cell(harness, variant)
-        : await harness.cell(variant, (ctx) => scenario.measure(harness, ctx));
+    let metrics: Record<string, number>;
+    if (scenario.cell !== undefined) {
+      metrics = await scenario.cell(harness, variant);
+    } else {
+      const measure = scenario.measure?.bind(scenario);
+      if (measure === undefined || !isServerVariantName(variant)) {
+        throw new Error(`scenario ${scenario.key} cannot measure "${variant}"`);
+      }
+      metrics = await harness.cell(variant, (ctx) => measure(harness, ctx));
+    }
     const seconds = (Date.now() - t0) / 1000;
     const first = scenario.columns[0];
     const shown =

@@ -144,3 +144,82 @@ export type ClientCommands = {
 };
 
 export type CommandMap = Record<string, [unknown, unknown]>;
+
+/** The channel-count sweep's worker (`src/channels-worker.ts`): a reader or a publisher. */
+export interface ChannelsOpenArgs {
+  url: string;
+  channels: number;
+  /**
+   * Reader: every channel listens and is active (subscribed), all in one tick; publisher: only
+   * opened.
+   */
+  listen: boolean;
+}
+
+export interface ChannelsOpened {
+  /** Clock (`now()`) just before the first channel was opened. */
+  startedAt: number;
+  /** How long opening (and activating) every channel took: one synchronous loop. */
+  openMs: number;
+}
+
+export interface PublishRun {
+  /** Events published, and how many of them Redis refused or did not confirm. */
+  published: number;
+  failed: number;
+  /** `seq` of the first and the last event published (every event has its own). */
+  firstSeq: number;
+  lastSeq: number;
+  /** Clock when the first event was published, and when the last confirmation came back. */
+  startedAt: number;
+  endedAt: number;
+  errors: string[];
+}
+
+/** What the reader saw between `expect` and the end of `wait`. */
+export interface ChannelsReport {
+  /** Every expected event arrived. */
+  done: boolean;
+  reason: string | undefined;
+  expected: number;
+  /** Events of this round received (each one delivered to its channel's listener). */
+  received: number;
+  /** Events from before the round, events whose `seq` did not go up on their channel, bad data. */
+  stale: number;
+  outOfOrder: number;
+  malformed: number;
+  /** Clock when the last expected event arrived (0 if it never did). */
+  doneAt: number;
+  /** Reader CPU ms (user + system) from `expect` until the last expected event arrived. */
+  cpuMs: number;
+  latency: LatencySummary | undefined;
+  /** The adapter's counters over the round (`stats()`; `NaN` if it has no such counter). */
+  gapReads: number;
+  resets: number;
+  /** Errors the adapter reported (its 'error' event) during the round, at most 10. */
+  errors: string[];
+}
+
+/** A sweep worker's garbage-collection pauses since its last `gcStats` with `reset`. */
+export interface GcStats {
+  pauses: number;
+  totalMs: number;
+  maxMs: number;
+}
+
+export type ChannelsCommands = {
+  /** Creates the adapter (waits for `ready()`), then opens `channels` channels. */
+  open: [ChannelsOpenArgs, ChannelsOpened];
+  /** Reader: count the next `events` events, all with a `seq` above `afterSeq`. */
+  expect: [{ events: number; afterSeq: number; latency: boolean }, undefined];
+  /** Reader: resolves once every expected event arrived (then `graceMs` more), or stalled. */
+  wait: [{ timeoutMs: number; stallMs: number; graceMs: number }, ChannelsReport];
+  /** Publisher: one event on every channel, `concurrency` unconfirmed at a time. */
+  publishEach: [{ concurrency: number }, PublishRun];
+  /** Publisher: `hz` events/s on random channels for `seconds`, what is due every `tickMs`. */
+  publishRate: [{ hz: number; seconds: number; tickMs: number }, PublishRun];
+  /** The GC pauses since the last call with `reset` (then counts again from zero). */
+  gcStats: [{ reset: boolean }, GcStats];
+  /** V8 heap used (MiB) before and after full garbage collections (after: what is live). */
+  heap: [undefined, { beforeMB: number; afterMB: number }];
+};

@@ -25,26 +25,42 @@ function metric(cell: CellResult | undefined, key: string): number | undefined {
   return cell?.metrics?.[key];
 }
 
-/** The variant against raw, run by run (only runs where both succeeded), then the median. */
-function compareWithRaw(
+/** The row's figure ÷ (or −) the baseline's of the same run, for every run where both succeeded. */
+function perRun(
   results: Results,
   meta: ScenarioMeta,
-  variant: string,
+  row: string,
+  key: string,
+  compare: "ratio" | "diff",
+): number[] {
+  const base = cellsOf(results, meta.key, baselineOf(meta));
+  const values: number[] = [];
+  for (const cell of cellsOf(results, meta.key, row)) {
+    const mine = metric(cell, key);
+    const theirs = metric(
+      base.find((r) => r.run === cell.run),
+      key,
+    );
+    if (mine === undefined || theirs === undefined) continue;
+    values.push(compare === "ratio" ? mine / theirs : mine - theirs);
+  }
+  return values;
+}
+
+function baselineOf(meta: ScenarioMeta): string {
+  return meta.rows?.baseline ?? BASELINE;
+}
+
+/** The row against the baseline (raw), run by run, then the median. */
+function compareWithBaseline(
+  results: Results,
+  meta: ScenarioMeta,
+  row: string,
   col: Column,
 ): string {
   if (col.compare === "none") return "";
-  if (variant === BASELINE) return "—";
-  const raw = cellsOf(results, meta.key, BASELINE);
-  const values: number[] = [];
-  for (const cell of cellsOf(results, meta.key, variant)) {
-    const mine = metric(cell, col.key);
-    const base = metric(
-      raw.find((r) => r.run === cell.run),
-      col.key,
-    );
-    if (mine === undefined || base === undefined) continue;
-    values.push(col.compare === "ratio" ? mine / base : mine - base);
-  }
+  if (row === baselineOf(meta)) return "—";
+  const values = perRun(results, meta, row, col.key, col.compare);
   if (values.length === 0) return "n/a";
   const m = median(values);
   if (col.compare === "ratio") return `×${formatNumber(m, 2)}`;
@@ -53,18 +69,19 @@ function compareWithRaw(
 
 /** A markdown table for one scenario, padded so that it also reads well in a terminal. */
 export function scenarioTable(results: Results, meta: ScenarioMeta): string {
-  const header = ["variant"];
+  const header = [meta.rows?.header ?? "variant"];
   const align: Array<"l" | "r"> = ["l"];
+  const baselineLabel = meta.rows?.baselineLabel ?? BASELINE;
   for (const col of meta.columns) {
     header.push(col.label);
     align.push("r");
     if (col.compare !== "none") {
-      header.push(col.compare === "ratio" ? "× raw" : "vs raw");
+      header.push(col.compare === "ratio" ? `× ${baselineLabel}` : `vs ${baselineLabel}`);
       align.push("r");
     }
   }
   const rows: string[][] = [];
-  for (const variant of meta.variants ?? results.variants) {
+  for (const variant of meta.rows?.names ?? meta.variants ?? results.variants) {
     const cells = cellsOf(results, meta.key, variant);
     if (cells.length === 0) continue;
     const ok = cells.filter((c) => c.metrics !== undefined);
@@ -81,7 +98,7 @@ export function scenarioTable(results: Results, meta: ScenarioMeta): string {
         row.push(formatNumber(s.median, col.digits) + range);
       }
       if (col.compare !== "none")
-        row.push(ok.length === 0 ? "" : compareWithRaw(results, meta, variant, col));
+        row.push(ok.length === 0 ? "" : compareWithBaseline(results, meta, variant, col));
     }
     rows.push(row);
   }
@@ -97,6 +114,45 @@ function markdownTable(header: string[], align: Array<"l" | "r">, rows: string[]
   const line = (cells: string[]): string => `| ${cells.map((c, i) => pad(c, i)).join(" | ")} |`;
   const rule = widths.map((w, i) => (align[i] === "r" ? `${"-".repeat(w - 1)}:` : "-".repeat(w)));
   return [line(header), `| ${rule.join(" | ")} |`, ...rows.map((r) => line(r))].join("\n");
+}
+
+/**
+ * The scenario's goals, one line each: the figure, the limit, met or not. A `baseline` goal
+ * divides by the baseline row run by run, like the × columns.
+ */
+export function targetList(results: Results, meta: ScenarioMeta): string {
+  const lines: string[] = [];
+  for (const target of meta.targets ?? []) {
+    const col = meta.columns.find((c) => c.key === target.column);
+    let figure: number;
+    let shown: string;
+    if (target.of === "value") {
+      const values = cellsOf(results, meta.key, target.row)
+        .map((c) => metric(c, target.column))
+        .filter((v): v is number => v !== undefined);
+      figure = median(values);
+      const unit = col === undefined ? "" : ` ${unitOf(col)}`;
+      shown =
+        `${formatNumber(figure, col?.digits ?? 2)}${unit} ` +
+        `(×${formatNumber(figure / target.limit, 2)} the limit)`;
+    } else {
+      figure = median(perRun(results, meta, target.row, target.column, "ratio"));
+      shown = `×${formatNumber(figure, 2)} (the same run's ${meta.rows?.baselineLabel ?? BASELINE} = ×1)`;
+    }
+    const verdict = !Number.isFinite(figure)
+      ? "not measured"
+      : figure <= target.limit
+        ? "met"
+        : "**NOT met**";
+    lines.push(`- ${target.label}: ${shown} — ${verdict}`);
+  }
+  return lines.join("\n");
+}
+
+/** "p99 ms" → "ms": the unit at the end of a column's label. */
+function unitOf(col: Column): string {
+  const words = col.label.split(" ");
+  return words.length > 1 ? (words[words.length - 1] as string) : "";
 }
 
 /** Every failed cell with its message: loss and timeouts are reported, never dropped. */
@@ -150,6 +206,8 @@ export function resultsMarkdown(
   if (chartFile !== undefined) out.push(`![Delivered events/s against clients](${chartFile})`, "");
   for (const meta of results.scenarios) {
     out.push(`## ${meta.title}`, "", meta.description, "", scenarioTable(results, meta), "");
+    const targets = targetList(results, meta);
+    if (targets !== "") out.push("Targets:", "", targets, "");
     const failures = failureList(results, meta.key);
     if (failures !== "") out.push("Failed cells:", "", failures, "");
   }

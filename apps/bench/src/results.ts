@@ -1,7 +1,7 @@
 /** What a benchmark run produced: written as JSON next to the tables, read by the report. */
 import type { Config } from "./config";
 import type { ServerVariantName, VariantName } from "./protocol";
-import type { Column } from "./scenarios/types";
+import type { Column, Rows, Target } from "./scenarios/types";
 
 export interface Machine {
   cpu: string;
@@ -24,11 +24,15 @@ export interface ScenarioMeta {
   columns: Column[];
   /** The variants this scenario's table shows, when not the run's (`cross-process`). */
   variants?: ServerVariantName[];
+  /** A sweep's rows, shown instead of variants. */
+  rows?: Rows;
+  targets?: Target[];
 }
 
 export interface CellResult {
   scenario: string;
-  variant: ServerVariantName;
+  /** The variant, or the row of a sweep. */
+  variant: string;
   run: number;
   metrics: Record<string, number> | undefined;
   error: string | undefined;

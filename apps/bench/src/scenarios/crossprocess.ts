@@ -1,5 +1,6 @@
 import type { Config } from "../config";
 import type { CellContext, Harness } from "../harness";
+import { isServerVariantName } from "../protocol";
 import { startRedis } from "../redis-server";
 import type { Scenario } from "./types";
 
@@ -43,6 +44,7 @@ export function crossProcess(size: Size): Scenario {
     measure: (harness, ctx) => measure(harness, size, ctx, []),
     async cell(harness, variant) {
       if (variant !== "sluice-redis") {
+        if (!isServerVariantName(variant)) throw new Error(`unknown variant "${variant}"`);
         return harness.cell(variant, (ctx) => measure(harness, size, ctx, []));
       }
       const redis = await startRedis();

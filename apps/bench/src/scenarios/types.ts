@@ -16,6 +16,34 @@ export interface Column {
   compare: Compare;
 }
 
+/**
+ * The rows of a sweep: one set-up at several sizes instead of one row per variant. The "ratio"
+ * and "diff" columns then compare each row with `baseline` measured in the same run.
+ */
+export interface Rows {
+  /** Header of the first column, e.g. "channels". */
+  header: string;
+  names: string[];
+  baseline: string;
+  /** How the comparison columns name the baseline: "× <label>". */
+  baselineLabel: string;
+}
+
+/** A goal a scenario is checked against, printed under its table. */
+export interface Target {
+  /** What the goal is, e.g. "p99 at 100,000 channels ≤ 10 ms". */
+  label: string;
+  row: string;
+  column: string;
+  /**
+   * `value`: the row's median against `limit` (in the column's unit); `baseline`: the row ÷ the
+   * baseline row of the same run, median over runs, against `limit` (a ratio).
+   */
+  of: "value" | "baseline";
+  /** The most the figure may be. */
+  limit: number;
+}
+
 /** One scenario at one size: its table and how to measure one cell of it. */
 export interface Scenario {
   key: string;
@@ -23,10 +51,19 @@ export interface Scenario {
   /** One paragraph: what is measured and how, printed above the table. */
   description: string;
   columns: Column[];
-  /** The metrics of one cell, keyed as the columns. Throws when the cell fails (loss included). */
-  measure(harness: Harness, ctx: CellContext): Promise<Record<string, number>>;
+  /**
+   * The metrics of one cell, keyed as the columns, in one fresh server process of the variant.
+   * Throws when the cell fails (loss included). Not needed when `cell` is given.
+   */
+  measure?(harness: Harness, ctx: CellContext): Promise<Record<string, number>>;
   /** Its own variants instead of the run's (`--variants` does not apply), e.g. `sluice-redis`. */
   variants?: ServerVariantName[];
-  /** One whole cell, when it needs more than one server process (default: `measure` in one). */
-  cell?(harness: Harness, variant: ServerVariantName): Promise<Record<string, number>>;
+  /** Rows of a sweep instead of variants; each cell is `cell(harness, row)`. */
+  rows?: Rows;
+  targets?: Target[];
+  /**
+   * One whole cell, when it needs more than one server process (default: `measure` in one);
+   * called with a variant, or with a row of `rows`.
+   */
+  cell?(harness: Harness, row: string): Promise<Record<string, number>>;
 }
