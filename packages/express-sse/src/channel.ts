@@ -12,22 +12,18 @@ import { Frame, describe, serializedText, validateEventName } from "./frame";
 import { resolveHistoryOptions, type HistoryOptions } from "./history";
 import { nonNegativeInteger, type Serializer } from "./options";
 import { SseStream, type StreamClosedError, type StreamOwner } from "./stream";
+import {
+  MAX_LAST_EVENT_ID,
+  Subscription,
+  lastEventIdOf,
+  resetFrame,
+  type ChannelEvent,
+} from "./subscription";
+
+export type { ChannelEvent, ResetData } from "./subscription";
 
 /** Event name -> payload type. `Record<string, unknown>` (the default) allows anything. */
 export type EventMap = Record<string, unknown>;
-
-/** An event as a subscriber's filter sees it. */
-export interface ChannelEvent {
-  readonly id: string;
-  /** The event name, or `undefined` for a plain `message`. */
-  readonly event: string | undefined;
-  /**
-   * The published value: as published for events from this process; for events from other
-   * processes (a distributed adapter), the `deserialize` option's result for payloads that went
-   * through the serializer, and the string itself for string payloads.
-   */
-  readonly data: unknown;
-}
 
 export interface SubscribeOptions {
   /** Decides per subscriber whether an event reaches it, live and on replay. */
@@ -82,41 +78,11 @@ export interface ChannelStats {
   resets: number;
 }
 
-/** `event: reset` data: the client's last id is unknown or too old, so it missed events. */
-export interface ResetData {
-  reason: "unknown" | "too-old";
-  /** Oldest id still held (replayable after a reconnect with an id at or after it). */
-  oldestId: string | null;
-  /** The newest id: also the reset event's own `id`. */
-  newestId: string | null;
-}
-
 type PublishArgs<Events extends EventMap, E extends keyof Events & string> = E extends "message"
   ? [data: Events[E], options?: { event?: E }]
   : [data: Events[E], options: { event: E }];
 
-/** Longest Last-Event-ID considered; anything longer is treated as unknown without parsing. */
-const MAX_LAST_EVENT_ID = 256;
 const DEFAULT_LIFETIME_RETRY = 1000;
-
-/**
- * What a subscriber needs beyond its stream: a filter, a replay in progress, a resume boundary or a
- * `maxLifetime` deadline. Most subscribers need none of it, and the channel's map holds `null` for
- * them: an object per subscriber would cost ~70 bytes per open connection. A resumed subscriber
- * drops its state once live (see `_settle`).
- */
-class Subscription {
-  /** Events that arrived while history was being replayed; `undefined` once live. */
-  pending: AdapterEvent[] | undefined = undefined;
-  /** Skip live events at or before this id (the end of the replay or the reset). */
-  after: string | undefined = undefined;
-  /** `Date.now()` past which `maxLifetime` closes the stream; `undefined` without one. */
-  deadline: number | undefined = undefined;
-  constructor(
-    readonly stream: SseStream,
-    readonly filter: ((event: ChannelEvent) => boolean) | undefined,
-  ) {}
-}
 
 /**
  * A named stream of events that many clients subscribe to: broadcast with one serialization per
@@ -286,7 +252,7 @@ export class Channel<Events extends EventMap = EventMap>
     stream.start();
     if (stream.closed) return Promise.resolve(); // HEAD, or 503 past maxConnections
 
-    const lastId = this._lastEventId(stream);
+    const lastId = lastEventIdOf(stream, this._query);
     const lifetime = this._maxLifetime !== Infinity;
     const sub =
       filter !== undefined || lastId !== undefined || lifetime
@@ -338,16 +304,6 @@ export class Channel<Events extends EventMap = EventMap>
     await this._adapter.close();
   }
 
-  private _lastEventId(stream: SseStream): string | undefined {
-    const header = stream.lastEventId;
-    if (header !== undefined && header !== "") return header;
-    if (this._query === undefined) return undefined;
-    const url = stream.request.url ?? "";
-    const q = url.indexOf("?");
-    if (q === -1) return undefined;
-    return new URLSearchParams(url.slice(q + 1)).get(this._query) ?? undefined;
-  }
-
   private async _replay(sub: Subscription, lastId: string, result: HistoryResult): Promise<void> {
     const stream = sub.stream;
     if (stream.closed) return;
@@ -364,16 +320,8 @@ export class Channel<Events extends EventMap = EventMap>
       }
     } else {
       this._stats.resets++;
-      const data: ResetData = {
-        reason: result.kind,
-        oldestId: result.oldestId ?? null,
-        newestId: result.newestId ?? null,
-      };
       sub.after = result.newestId;
-      const frame = Frame.event(JSON.stringify(data), {
-        event: "reset",
-        id: result.newestId ?? "",
-      });
+      const frame = resetFrame(result.kind, result.oldestId, result.newestId);
       if (!stream._writeEvent(frame) && !(await stream.drain())) return;
     }
     // Events published while the replay was written: deliver those not already replayed. More can
@@ -435,12 +383,7 @@ export class Channel<Events extends EventMap = EventMap>
   private _resetLive(reset: AdapterReset): void {
     this._flush(); // events delivered before the reset go out before it
     if (this._subs.size === 0) return;
-    const data: ResetData = {
-      reason: reset.reason,
-      oldestId: reset.oldestId ?? null,
-      newestId: reset.newestId ?? null,
-    };
-    const frame = Frame.event(JSON.stringify(data), { event: "reset", id: reset.newestId ?? "" });
+    const frame = resetFrame(reset.reason, reset.oldestId, reset.newestId);
     for (const [stream, sub] of [...this._subs]) {
       if (sub?.pending !== undefined) {
         stream.close();
