@@ -12,13 +12,8 @@
  * to the live feed as unsubscribed; the feed subscribes them again, placed by a fresh slot map,
  * and then reads each one from its last delivered event, so nothing is missed silently.
  */
-import {
-  emitterOf,
-  releaseClient,
-  SUBSCRIBER_NAME,
-  type Connection,
-  type NodeRedisClient,
-} from "./client";
+import { emitterOf, releaseClient, type Connection, type NodeRedisClient } from "./client";
+import { duplicateForPubSub } from "./connections";
 import { hashSlot } from "./keys";
 import { answerWithin } from "./replies";
 import type { PubSub, SubscriberEvents } from "./subscriber";
@@ -50,21 +45,11 @@ class NodeConnection {
     node: ShardNode,
     onFailure: (node: NodeConnection, error: Error) => void,
   ) {
-    this.client = template.duplicate({
-      name: SUBSCRIBER_NAME,
-      RESP: 3,
-      disableOfflineQueue: true,
-      pingInterval: undefined,
-      clientSideCache: undefined,
-      emitInvalidate: false,
-      socket: {
-        ...template.options?.socket,
-        host: node.host,
-        port: node.port,
-        // Never reconnected in place: the slot may have moved meanwhile (see the module comment).
-        reconnectStrategy: () => new Error("closed"),
-        socketTimeout: undefined,
-      },
+    this.client = duplicateForPubSub(template, {
+      host: node.host,
+      port: node.port,
+      // Never reconnected in place: the slot may have moved meanwhile (see the module comment).
+      reconnectStrategy: () => new Error("closed"),
     });
     const fail = (error: unknown) =>
       onFailure(this, error instanceof Error ? error : new Error(String(error)));
@@ -120,26 +105,20 @@ export class ClusterSubscriber implements PubSub {
 
   async subscribe(channels: readonly string[]): Promise<void> {
     if (this._stale) await this._refresh();
-    const byNode = new Map<string, Map<number, string[]>>();
-    for (const channel of channels) {
-      const slot = hashSlot(channel);
-      const address = this._slots[slot];
-      if (address === undefined) throw new Error(`No primary serves slot ${slot} now`);
-      const slots = byNode.get(address) ?? new Map<number, string[]>();
-      byNode.set(address, slots);
-      const group = slots.get(slot);
-      if (group === undefined) slots.set(slot, [channel]);
-      else group.push(channel);
-    }
+    const byNode = groupBy(channels, (channel) => {
+      const address = this._slots[hashSlot(channel)];
+      if (address === undefined) throw new Error(`No primary serves slot ${hashSlot(channel)} now`);
+      return address;
+    });
     const failures: unknown[] = [];
     await Promise.all(
-      [...byNode].map(async ([address, slots]) => {
+      [...byNode].map(async ([address, nodeChannels]) => {
         try {
           const node = await this._node(address);
           await node.connected;
           // One command per slot (a sharded subscription must not cross slots), pipelined.
           await Promise.all(
-            [...slots.values()].map(async (group) => {
+            [...groupBy(nodeChannels, hashSlot).values()].map(async (group) => {
               await node.client.sSubscribe!(group, this._onMessage);
               for (const channel of group) node.channels.add(channel);
             }),
@@ -161,21 +140,18 @@ export class ClusterSubscriber implements PubSub {
   }
 
   async unsubscribe(channels: readonly string[]): Promise<void> {
-    const byNode = new Map<NodeConnection, string[]>();
-    for (const channel of channels) {
-      for (const node of this._nodes.values()) {
-        if (!node.channels.delete(channel)) continue;
-        byNode.set(node, [...(byNode.get(node) ?? []), channel]);
-      }
-    }
+    const nodes = [...this._nodes.values()];
+    const byNode = groupBy(
+      channels.filter((channel) => nodes.some((node) => node.channels.has(channel))),
+      (channel) => nodes.find((node) => node.channels.has(channel))!,
+    );
     await Promise.all(
       [...byNode].map(async ([node, gone]) => {
+        for (const channel of gone) node.channels.delete(channel);
         if (node.channels.size === 0) return this._drop(node); // its last channels: close it
-        const bySlot = new Map<number, string[]>();
-        for (const channel of gone)
-          bySlot.set(hashSlot(channel), [...(bySlot.get(hashSlot(channel)) ?? []), channel]);
-        for (const group of bySlot.values())
+        for (const group of groupBy(gone, hashSlot).values()) {
           await node.client.sUnsubscribe!(group, this._onMessage);
+        }
       }),
     );
   }
@@ -264,4 +240,16 @@ export class ClusterSubscriber implements PubSub {
     })();
     return this._refreshing;
   }
+}
+
+/** `items` grouped by `key`, in order. */
+function groupBy<K, T>(items: Iterable<T>, key: (item: T) => K): Map<K, T[]> {
+  const groups = new Map<K, T[]>();
+  for (const item of items) {
+    const k = key(item);
+    const group = groups.get(k);
+    if (group === undefined) groups.set(k, [item]);
+    else group.push(item);
+  }
+  return groups;
 }

@@ -4,7 +4,8 @@
  *
  * An entry has the field `d` (the data) and, for a named event, `e` (the event name), and `s` = `1`
  * when the data is the serializer's output (the value was not a string), so another process's
- * channel can deserialize it for filters: `XADD sluice:chat * e message s 1 d {"text":"hi"}`. A
+ * channel can deserialize it for filters; the publish script writes it (scripts.ts):
+ * `XADD sluice:{chat} * e message s 1 d {"text":"hi"}`. A
  * plain `message` event has no `e` field; a string payload has no `s`.
  */
 import type { AdapterEvent, AdapterPublish } from "@sluice/express-sse";
@@ -13,14 +14,6 @@ const EVENT_FIELD = "e";
 const DATA_FIELD = "d";
 const SERIALIZED_FIELD = "s";
 const PREVIOUS_FIELD = "p";
-
-/** The field/value list for `XADD`. */
-export function encodeFields(event: AdapterPublish): string[] {
-  const fields = event.event === undefined ? [] : [EVENT_FIELD, event.event];
-  if (event.serialized === true) fields.push(SERIALIZED_FIELD, "1");
-  fields.push(DATA_FIELD, event.data);
-  return fields;
-}
 
 /** The `p` field of an entry: the id before it, kept by the first entry of a re-created stream. */
 export function previousOf(fields: readonly string[]): string | undefined {

@@ -50,15 +50,7 @@ export function createConnections(options: ConnectionsOptions): Connections {
     if (isCluster(user))
       return { borrowed: user, commands: undefined, subscriber: undefined, cluster: true };
     const subscriber: ClientFactory = (reconnectStrategy) =>
-      user.duplicate({
-        name: SUBSCRIBER_NAME,
-        RESP: 3,
-        disableOfflineQueue: true,
-        pingInterval: undefined,
-        clientSideCache: undefined,
-        emitInvalidate: false,
-        socket: { ...user.options?.socket, reconnectStrategy, socketTimeout: undefined },
-      });
+      duplicateForPubSub(user, { reconnectStrategy });
     return { borrowed: user, commands: undefined, subscriber, cluster: false };
   }
   if (options.rootNodes !== undefined) {
@@ -87,4 +79,21 @@ export function createConnections(options: ConnectionsOptions): Connections {
     subscriber: (strategy) => create(SUBSCRIBER_NAME, strategy),
     cluster: false,
   };
+}
+
+/**
+ * A pub/sub connection duplicated from `client` (same address, credentials, database, TLS):
+ * RESP3 (a `PING` works while subscribed), no offline queue, none of the client's pings,
+ * client-side cache or idle timeout, and `socket` (reconnection; a cluster node's address) on top.
+ */
+export function duplicateForPubSub(client: NodeRedisClient, socket: object): NodeRedisClient {
+  return client.duplicate({
+    name: SUBSCRIBER_NAME,
+    RESP: 3,
+    disableOfflineQueue: true,
+    pingInterval: undefined,
+    clientSideCache: undefined,
+    emitInvalidate: false,
+    socket: { ...client.options?.socket, socketTimeout: undefined, ...socket },
+  });
 }

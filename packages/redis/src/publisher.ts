@@ -19,6 +19,11 @@ const MAX_VALUES = 10_000;
 
 const noop = (): void => undefined;
 
+export interface PublishCounters {
+  /** Publishes Redis confirmed. */
+  published: number;
+}
+
 export interface PublishSettings {
   readonly publishTimeout: number;
   readonly minStreamLength: number;
@@ -36,6 +41,7 @@ export function publish(
   bounds: Bounds,
   input: AdapterPublish,
   settings: PublishSettings,
+  counters: PublishCounters,
 ): Promise<string> {
   const { publishTimeout, minStreamLength } = settings;
   // One more than max: the entry just before the oldest retained stays, so history() can tell
@@ -73,7 +79,10 @@ export function publish(
     if (stream.lastPublish === settled) stream.lastPublish = undefined;
   });
   return appended.then(
-    (id) => toEventId(id, stream.tag),
+    (id) => {
+      counters.published++;
+      return toEventId(id, stream.tag);
+    },
     (error: unknown) => {
       throw new RedisPublishError(channelName, describeFailure(error, publishTimeout), error);
     },

@@ -37,7 +37,6 @@ import { Live, StreamState, type Receiver } from "./state";
 
 type Bounds = AdapterChannelOptions["history"];
 
-const noop = (): void => undefined;
 
 /** Counters since the adapter was created. */
 export interface RedisAdapterStats {
@@ -262,16 +261,15 @@ export class RedisAdapter extends EventEmitter<{ error: [error: Error] }> implem
       const failure = { stored: false, reason: "Redis is unreachable (not connected)" } as const;
       return Promise.reject(new RedisPublishError(channel.name, failure));
     }
-    const published = publish(
+    return publish(
       links.commands,
       channel.stream,
       channel.name,
       channel.bounds,
       input,
       this._options,
+      this._counters,
     );
-    void published.then(() => this._counters.published++, noop);
-    return published;
   }
 
   /** @internal */

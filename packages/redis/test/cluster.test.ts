@@ -11,16 +11,15 @@ import { Channel, sse } from "@sluice/express-sse";
 import { adapterContract } from "../../express-sse/test/helpers/adapter-contract";
 import { resolveHistoryOptions } from "../../express-sse/src/history";
 import { closeAllServers, listen, sleep, waitFor } from "../../express-sse/test/helpers/server";
-import { createRedisAdapter, hashSlot, streamKey, type RedisAdapter } from "../src";
+import { hashSlot, streamKey } from "../src";
 import { compareEventIds, compareStreamIds, toStreamId } from "../src/codec";
+import { adapterPool } from "./helpers/adapters";
 import { startChildServer, stopAllChildServers } from "./helpers/child-server";
 import { redisCommand, startRedisCluster, type RedisCluster } from "./helpers/redis-cluster";
 import { closeAllStreams, openStream } from "./helpers/sse-client";
 
 let cluster: RedisCluster;
 let admin: ReturnType<typeof createCluster>;
-const adapters: RedisAdapter[] = [];
-const errors: Error[] = [];
 let counter = 0;
 
 beforeAll(async () => {
@@ -34,7 +33,7 @@ afterAll(async () => {
   closeAllStreams();
   await closeAllServers();
   await stopAllChildServers();
-  await Promise.all(adapters.splice(0).map((adapter) => adapter.close()));
+  await closeAdapters().catch(() => undefined); // reports were checked by the tests
   admin.destroy();
   await cluster.dispose();
 });
@@ -42,18 +41,7 @@ afterAll(async () => {
 const rootNodes = () => cluster.rootNodes.map((node) => node.url);
 const unique = (label: string) => `cluster:${label}:${process.pid}:${++counter}`;
 
-async function make(options: Parameters<typeof createRedisAdapter>[0]): Promise<RedisAdapter> {
-  const adapter = createRedisAdapter(options);
-  adapter.on("error", (err) => errors.push(err));
-  adapters.push(adapter);
-  await adapter.ready();
-  return adapter;
-}
-
-async function closeAdapters(): Promise<void> {
-  await Promise.all(adapters.splice(0).map((adapter) => adapter.close()));
-  expect(errors.splice(0)).toEqual([]);
-}
+const { make, close: closeAdapters, errors } = adapterPool();
 
 adapterContract(
   "RedisAdapter on a Redis Cluster from root nodes",

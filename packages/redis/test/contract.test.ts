@@ -5,15 +5,12 @@
 import { createClient } from "redis";
 import { createClient as createClient5 } from "redis5";
 import { adapterContract } from "../../express-sse/test/helpers/adapter-contract";
-import { createRedisAdapter, type RedisAdapter } from "../src";
+import { adapterPool } from "./helpers/adapters";
 import { startRedisServer, type RedisServer } from "./helpers/redis-server";
 
 let redis: RedisServer;
 let client5: ReturnType<typeof createClient5>;
 let client6: ReturnType<typeof createClient>;
-const adapters: RedisAdapter[] = [];
-/** Adapter errors: none is expected here (no connection trouble). */
-const errors: Error[] = [];
 
 beforeAll(async () => {
   redis = await startRedisServer();
@@ -29,18 +26,7 @@ afterAll(async () => {
 });
 
 /** A ready adapter, closed after the test. */
-async function make(options: Parameters<typeof createRedisAdapter>[0]): Promise<RedisAdapter> {
-  const adapter = createRedisAdapter(options);
-  adapter.on("error", (err) => errors.push(err));
-  adapters.push(adapter);
-  await adapter.ready();
-  return adapter;
-}
-
-async function closeAdapters(): Promise<void> {
-  await Promise.all(adapters.splice(0).map((adapter) => adapter.close()));
-  expect(errors.splice(0)).toEqual([]);
-}
+const { make, close: closeAdapters } = adapterPool();
 
 adapterContract(
   "RedisAdapter from a URL (node-redis 6, RESP3)",
