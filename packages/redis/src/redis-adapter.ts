@@ -37,7 +37,6 @@ import { Live, StreamState, type Receiver } from "./state";
 
 type Bounds = AdapterChannelOptions["history"];
 
-
 /** Counters since the adapter was created. */
 export interface RedisAdapterStats {
   /** Channels open on this adapter. */
