@@ -31,8 +31,10 @@ export type GapRead =
   | { readonly kind: "reset"; readonly reset: AdapterReset; readonly position: string | undefined };
 
 /**
- * One page of the stream after `position`. `trusted`: a start position (not necessarily an
- * entry), read exclusively; otherwise an entry this process delivered, which must be found.
+ * One page of the stream after `position`, up to `end` (the id before the first announcement
+ * queued, whose events the queue itself carries; `+`: no announcement waiting). `trusted`: a
+ * start position (not necessarily an entry), read exclusively; otherwise an entry this process
+ * delivered, which must be found.
  */
 export async function readGap(
   redis: Connection,
@@ -40,13 +42,13 @@ export async function readGap(
   position: string,
   trusted: boolean,
   bounds: Bounds,
+  end = "+",
 ): Promise<GapRead> {
   const start = trusted ? `(${position}` : position;
-  const entries = await range(redis, stream.key, start, "+", GAP_PAGE);
-  if (trusted) return { kind: "entries", entries, done: entries.length < GAP_PAGE };
-  if (entries[0]?.[0] === position) {
-    return { kind: "entries", entries: entries.slice(1), done: entries.length < GAP_PAGE };
-  }
+  const entries = await range(redis, stream.key, start, end, GAP_PAGE);
+  const done = entries.length < GAP_PAGE || entries.at(-1)?.[0] === end;
+  if (trusted) return { kind: "entries", entries, done };
+  if (entries[0]?.[0] === position) return { kind: "entries", entries: entries.slice(1), done };
   // The position is not in the stream: classify it as a resuming client's id would be.
   const result = await readHistory(redis, stream, toEventId(position, stream.tag), bounds);
   if (result.kind === "events") return { kind: "events", events: result.events };

@@ -245,6 +245,12 @@ export class LiveFeed {
     let caughtUp = false;
     try {
       while (current() && stream.subscribed && stream.position !== undefined) {
+        // The first announcement queued follows the position: nothing can be missing before it,
+        // and the stream need not be read (it may even have been trimmed past it meanwhile).
+        const head = stream.queue[0];
+        if (stream.needsRead && head !== undefined && follows(stream, head)) {
+          stream.needsRead = false;
+        }
         if (stream.needsRead) {
           if (!(await this._readGap(stream, current))) return;
           caughtUp = !stream.needsRead;
@@ -290,13 +296,10 @@ export class LiveFeed {
    * this one was missed, and the stream must be read first (nothing delivered then).
    */
   private _announce(stream: StreamState, announcement: Announcement, caughtUp: boolean): boolean {
-    const position = stream.position!;
-    if (compareStreamIds(announcement.id, position) <= 0) return false; // delivered already
-    const follows =
-      announcement.prev === position ||
-      (stream.trusted && compareStreamIds(announcement.prev, position) <= 0);
-    if (!follows && !caughtUp) return true;
-    if (!follows) {
+    if (compareStreamIds(announcement.id, stream.position!) <= 0) return false; // delivered already
+    const inOrder = follows(stream, announcement);
+    if (!inOrder && !caughtUp) return true;
+    if (!inOrder) {
       // The stream was just read to its end, yet what came before this event is not there:
       // expired or trimmed in the meantime. Lost for this process's subscribers: a reset.
       const newestId = toEventId(announcement.prev, stream.tag);
@@ -320,8 +323,11 @@ export class LiveFeed {
     let read;
     try {
       const position = stream.position!;
+      // Only the gap before the queued announcements: they carry what follows (and the stream
+      // may have been trimmed past them meanwhile).
+      const end = stream.queue[0]?.prev ?? "+";
       read = await this._reads.run(() =>
-        readGap(host.commands, stream, position, stream.trusted, bounds),
+        readGap(host.commands, stream, position, stream.trusted, bounds, end),
       );
       stream.readFailures = 0;
       this._readsFailing = false;
@@ -348,6 +354,13 @@ export class LiveFeed {
       return false;
     }
     if (!current()) return false;
+    const head = stream.queue[0];
+    if (head !== undefined && follows(stream, head)) {
+      // Announcements that arrived during the read follow the position: they carry everything
+      // from there, and the stream may have been trimmed past them meanwhile.
+      stream.needsRead = false;
+      return true;
+    }
     if (read.kind === "reset") {
       resetStream(this._host, stream, read.reset, read.position);
       stream.needsRead = false;
@@ -367,6 +380,18 @@ export class LiveFeed {
     if (read.done) stream.needsRead = false;
     return true;
   }
+}
+
+/**
+ * Whether `announcement` comes right after the last id delivered (or, from a start position, has
+ * nothing between that position and itself).
+ */
+function follows(stream: StreamState, announcement: Announcement): boolean {
+  const position = stream.position!;
+  return (
+    announcement.prev === position ||
+    (stream.trusted && compareStreamIds(announcement.prev, position) <= 0)
+  );
 }
 
 /** An error in a few words: node-redis's TimeoutError has an empty message. */

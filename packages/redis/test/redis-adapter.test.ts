@@ -473,11 +473,11 @@ describe("the live feed", () => {
     );
     for (let i = 1; i < ids.length; i++)
       expect(channel.compare(ids[i - 1]!, ids[i]!)).toBeLessThan(0);
-    await waitFor(() => received.length === 2000, { what: "2,000 events" });
+    await waitFor(() => received.length === 2000, { timeout: 20_000, what: "2,000 events" });
     expect(received.map((e) => e.data)).toEqual(ids.map((_, i) => String(i)));
     expect(received.map((e) => e.id)).toEqual(ids);
     expect(received.every((e, i) => e.value === i)).toBe(true); // own values, attached in order
-  });
+  }, 30_000);
 
   test("an event stored without its announcement is noticed at the next one and read from the stream", async () => {
     const adapter = adapterFor();
