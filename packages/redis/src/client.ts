@@ -20,17 +20,10 @@ import { backoffDelay, type BackoffOptions } from "./backoff";
 export interface NodeRedisClient {
   readonly isOpen: boolean;
   readonly isReady: boolean;
-  readonly options?: { readonly socket?: object } | undefined;
+  /** node-redis's resolved options (a URL already parsed into `socket`, `username`, …). */
+  readonly options?: object | undefined;
   sendCommand(args: readonly string[], options?: object): Promise<unknown>;
   duplicate(overrides?: object): NodeRedisClient;
-  sSubscribe?(
-    channels: string[],
-    listener: (message: string, channel: string) => void,
-  ): Promise<unknown>;
-  sUnsubscribe?(
-    channels: string[],
-    listener: (message: string, channel: string) => void,
-  ): Promise<unknown>;
   connect(): Promise<unknown>;
   destroy(): void;
   close?(): Promise<void>;

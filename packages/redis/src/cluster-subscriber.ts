@@ -12,13 +12,12 @@
  * to the live feed as unsubscribed; the feed subscribes them again, placed by a fresh slot map,
  * and then reads each one from its last delivered event, so nothing is missed silently.
  */
-import { emitterOf, releaseClient, type Connection, type NodeRedisClient } from "./client";
-import { duplicateForPubSub } from "./connections";
+import { SUBSCRIBER_NAME, type Connection, type NodeRedisClient } from "./client";
+import { endpointOf } from "./endpoint";
 import { hashSlot } from "./keys";
+import { PubSubConnection } from "./pubsub-connection";
 import { answerWithin } from "./replies";
 import type { PubSub, SubscriberEvents } from "./subscriber";
-
-type Listener = (message: string, channel: string) => void;
 
 interface ShardNode {
   readonly host: string;
@@ -34,41 +33,32 @@ interface ClusterNodes {
 /** One primary's subscriber connection and the channels subscribed on it. */
 class NodeConnection {
   readonly channels = new Set<string>();
-  readonly client: NodeRedisClient;
-  readonly connected: Promise<unknown>;
-  private readonly _listeners: Array<readonly [string, (...args: any[]) => void]>;
+  readonly connection: PubSubConnection;
   released = false;
 
   constructor(
     readonly address: string,
     template: NodeRedisClient,
     node: ShardNode,
+    events: SubscriberEvents,
     onFailure: (node: NodeConnection, error: Error) => void,
   ) {
-    this.client = duplicateForPubSub(template, {
-      host: node.host,
-      port: node.port,
-      // Never reconnected in place: the slot may have moved meanwhile (see the module comment).
-      reconnectStrategy: () => new Error("closed"),
+    // Never reconnected in place: the slot may have moved meanwhile (see the module comment).
+    this.connection = new PubSubConnection(endpointOf(template.options, SUBSCRIBER_NAME, node), {
+      onMessage: (message, channel) => events.onMessage(message, channel),
+      onTakenAway: (channel) => onFailure(this, new Error(`the slot of ${channel} moved`)),
+      onClose: (error) => onFailure(this, error),
     });
-    const fail = (error: unknown) =>
-      onFailure(this, error instanceof Error ? error : new Error(String(error)));
-    const moved = (channel: string) => fail(new Error(`the slot of ${channel} moved`));
-    this._listeners = [
-      ["error", fail],
-      ["end", () => fail(new Error("connection closed"))],
-      ["sharded-channel-moved", moved],
-    ];
-    const emitter = emitterOf(this.client);
-    for (const [event, listener] of this._listeners) emitter.on(event, listener);
-    this.connected = this.client.connect();
-    this.connected.catch(() => undefined); // reported through 'error'
   }
 
-  async release(): Promise<void> {
+  get connected(): Promise<void> {
+    return this.connection.connected;
+  }
+
+  release(): void {
     if (this.released) return;
     this.released = true;
-    await releaseClient(this.client, emitterOf(this.client), false, 0, this._listeners);
+    this.connection.destroy();
   }
 }
 
@@ -81,15 +71,12 @@ export class ClusterSubscriber implements PubSub {
   /** A node failed since the last subscribe that worked: tell the adapter once it is over. */
   private _recovering = false;
   private _refreshing: Promise<void> | undefined = undefined;
-  private readonly _onMessage: Listener;
   private _released = false;
 
   constructor(
     private readonly _commands: Connection,
     private readonly _events: SubscriberEvents,
-  ) {
-    this._onMessage = (message, channel) => _events.onMessage(message, channel);
-  }
+  ) {}
 
   /** The slot map is known and the command connection is up. */
   get ready(): boolean {
@@ -119,7 +106,7 @@ export class ClusterSubscriber implements PubSub {
           // One command per slot (a sharded subscription must not cross slots), pipelined.
           await Promise.all(
             [...groupBy(nodeChannels, hashSlot).values()].map(async (group) => {
-              await node.client.sSubscribe!(group, this._onMessage);
+              await node.connection.subscribe(group);
               for (const channel of group) node.channels.add(channel);
             }),
           );
@@ -150,7 +137,7 @@ export class ClusterSubscriber implements PubSub {
         for (const channel of gone) node.channels.delete(channel);
         if (node.channels.size === 0) return this._drop(node); // its last channels: close it
         for (const group of groupBy(gone, hashSlot).values()) {
-          await node.client.sUnsubscribe!(group, this._onMessage);
+          await node.connection.unsubscribe(group);
         }
       }),
     );
@@ -160,9 +147,9 @@ export class ClusterSubscriber implements PubSub {
   async ping(timeout: number): Promise<void> {
     await Promise.all(
       [...this._nodes.values()].map(async (node) => {
-        if (!node.client.isReady) return;
+        if (!node.connection.ready) return;
         try {
-          await answerWithin(node.client.sendCommand(["PING"]), timeout);
+          await answerWithin(node.connection.ping(), timeout);
         } catch (error) {
           this._failed(node, new Error(`no answer to PING within ${timeout} ms`, { cause: error }));
         }
@@ -174,7 +161,7 @@ export class ClusterSubscriber implements PubSub {
     this._released = true;
     const nodes = [...this._nodes.values()];
     this._nodes.clear();
-    await Promise.all(nodes.map((node) => node.release()));
+    for (const node of nodes) node.release();
   }
 
   private async _node(address: string): Promise<NodeConnection> {
@@ -187,8 +174,12 @@ export class ClusterSubscriber implements PubSub {
     const template = await this._template();
     node = this._nodes.get(address); // another subscribe may have created it meanwhile
     if (node !== undefined) return node;
-    node = new NodeConnection(address, template, { host, port: Number(port) }, (n, error) =>
-      this._failed(n, error),
+    node = new NodeConnection(
+      address,
+      template,
+      { host, port: Number(port) },
+      this._events,
+      (n, error) => this._failed(n, error),
     );
     this._nodes.set(address, node);
     return node;
@@ -218,7 +209,7 @@ export class ClusterSubscriber implements PubSub {
   private async _drop(node: NodeConnection): Promise<void> {
     if (this._nodes.get(node.address) === node) this._nodes.delete(node.address);
     node.channels.clear();
-    await node.release();
+    node.release();
   }
 
   /** `CLUSTER SLOTS` (one at a time): slot -> primary address. */

@@ -147,12 +147,13 @@ export function streamTag(key: string): string {
     hash ^= byte;
     hash = Math.imul(hash, 0x01000193) >>> 0;
   }
-  let tag = "";
+  const letters: number[] = [];
   for (let i = 0; i < 6; i++) {
-    tag += String.fromCharCode(97 + (hash % 26));
+    letters.push(97 + (hash % 26));
     hash = Math.floor(hash / 26);
   }
-  return tag;
+  // One flat string (not six concatenated pieces): every event id of the stream includes it.
+  return String.fromCharCode(...letters);
 }
 
 /** The event id of stream entry `streamId` in the stream tagged `tag`. */

@@ -5,7 +5,7 @@
  */
 import type { AdapterEvent, AdapterReset } from "@sluice/express-sse";
 import { compareStreamIds } from "./codec";
-import type { StreamState } from "./state";
+import type { Receiver, StreamState } from "./state";
 
 export interface DeliveryHost {
   report(error: Error): void;
@@ -27,29 +27,36 @@ export function deliver(
   stream.position = id;
   stream.trusted = false;
   let event = decoded;
-  if (stream.values.size > 0) {
-    if (decoded !== undefined && stream.values.has(id)) {
-      event = { ...decoded, value: stream.values.get(id) };
-    }
+  const values = stream.values;
+  if (values !== undefined) {
+    if (decoded !== undefined && values.has(id)) event = { ...decoded, value: values.get(id) };
     // This value and those of earlier ids (never delivered: the feed was off meanwhile) are done.
-    for (const old of stream.values.keys()) {
+    for (const old of values.keys()) {
       if (compareStreamIds(old, id) > 0) break;
-      stream.values.delete(old);
+      values.delete(old);
     }
+    if (values.size === 0) stream.values = undefined;
   }
   if (event === undefined) {
     undecodable(host, stream, `an entry without a "d" field (${id})`);
     return;
   }
-  for (const receiver of stream.receivers) {
-    const listener = receiver.listener;
-    if (listener === undefined || !receiver.active) continue;
-    host.counters.delivered++;
-    try {
-      listener(event);
-    } catch (error) {
-      host.report(error instanceof Error ? error : new Error(String(error)));
-    }
+  const only = stream.only;
+  if (only !== undefined) {
+    deliverTo(host, only, event);
+    return;
+  }
+  for (const receiver of stream.receivers) deliverTo(host, receiver, event);
+}
+
+function deliverTo(host: DeliveryHost, receiver: Receiver, event: AdapterEvent): void {
+  const listener = receiver.listener;
+  if (listener === undefined || !receiver.active) return;
+  host.counters.delivered++;
+  try {
+    listener(event);
+  } catch (error) {
+    host.report(error instanceof Error ? error : new Error(String(error)));
   }
 }
 

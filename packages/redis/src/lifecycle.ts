@@ -6,7 +6,8 @@
  * before the first connection, and released by `close()`.
  */
 import { backoffDelay } from "./backoff";
-import { Connection } from "./client";
+import { Connection, SUBSCRIBER_NAME, type NodeRedisClient } from "./client";
+import { endpointOf } from "./endpoint";
 import { ClusterSubscriber } from "./cluster-subscriber";
 import { createConnections, type Connections } from "./connections";
 import type { ResolvedOptions } from "./options";
@@ -123,14 +124,19 @@ export class Links {
       onDropped: (channels) => this._events.onDropped(channels),
       onError: (error) => this._subscriberLost(error),
     };
-    const factory = this._connections.subscriber;
-    if (factory === undefined) {
+    if (this._connections.cluster) {
       // A cluster: connections per primary, placed by the slot map (read once commands are up).
       const subscriber = new ClusterSubscriber(this.commands, events);
       this._connectCluster(subscriber, 0);
       return subscriber;
     }
-    const subscriber = new Subscriber(factory, this._options.backoff, events);
+    // The command client's server, credentials and TLS (its options, once node-redis parsed them).
+    const options = (this.commands.client as NodeRedisClient).options;
+    const subscriber = new Subscriber(
+      endpointOf(options, SUBSCRIBER_NAME),
+      this._options.backoff,
+      events,
+    );
     subscriber.connect().catch(noop); // retries by itself until connected or released
     return subscriber;
   }

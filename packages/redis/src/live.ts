@@ -33,7 +33,7 @@ import { readMeta, timeMs } from "./commands";
 import { deliver, deliverEvent, resetStream, undecodable } from "./delivery";
 import { readGap } from "./gaps";
 import { Limiter } from "./limiter";
-import { Live, type StreamState } from "./state";
+import { Live, NOTHING_QUEUED, type StreamState } from "./state";
 import type { PubSub } from "./subscriber";
 import { Subscriptions } from "./subscriptions";
 
@@ -87,7 +87,7 @@ export class LiveFeed {
     stream.subscribed = false;
     stream.position = undefined;
     stream.trusted = true;
-    stream.queue = [];
+    stream.queue = NOTHING_QUEUED;
     stream.needsRead = true;
     this._subscriptions.subscribe(stream);
     this._start(stream, 0);
@@ -98,9 +98,9 @@ export class LiveFeed {
     if (stream.live === Live.Idle) return;
     stream.live = Live.Idle;
     stream.generation++;
-    stream.queue = [];
+    stream.queue = NOTHING_QUEUED;
     stream.position = undefined;
-    stream.values.clear();
+    stream.values = undefined;
     this._unstarted.delete(stream);
     this._subscriptions.unsubscribe(stream);
   }
@@ -131,12 +131,12 @@ export class LiveFeed {
     ) {
       // The common case, without a pump: in order, nothing pending.
       if (!this._announce(stream, announcement, false)) return;
-      stream.queue.push(announcement);
+      stream.enqueue(announcement);
       stream.needsRead = true;
       void this._pump(stream);
       return;
     }
-    stream.queue.push(announcement);
+    stream.enqueue(announcement);
     if (!stream.busy) void this._pump(stream);
   }
 
@@ -271,7 +271,7 @@ export class LiveFeed {
           continue;
         }
         // The whole queue in one synchronous run, so the channel writes it as one batch.
-        stream.queue = [];
+        stream.queue = NOTHING_QUEUED;
         for (let i = 0; i < queue.length; i++) {
           if (this._announce(stream, queue[i]!, caughtUp)) {
             // A gap: read the stream first, then this announcement and the rest again.

@@ -69,8 +69,9 @@ export function publish(
   const keepValue = "value" in input && stream.wanted();
   const settled = appended.then((id) => {
     if (!keepValue) return;
-    stream.values.set(id, input.value);
-    if (stream.values.size > MAX_VALUES) stream.values.delete(stream.values.keys().next().value!);
+    const values = (stream.values ??= new Map());
+    values.set(id, input.value);
+    if (values.size > MAX_VALUES) values.delete(values.keys().next().value!);
   }, noop);
   // Replies on a connection come in the order the publishes were sent, so the newest one settles
   // last: waiting for it is waiting for all of them (live.ts), in O(1) per message.

@@ -121,6 +121,9 @@ export class RedisAdapter extends EventEmitter<{ error: [error: Error] }> implem
   private readonly _counters = { published: 0, delivered: 0, gapReads: 0, resets: 0 };
   private _closed = false;
   private _closing: Promise<void> | undefined = undefined;
+  /** `stats()`: channels open, and streams whose live feed runs (kept here: O(1) to read). */
+  private _openChannels = 0;
+  private _activeStreams = 0;
 
   constructor(options: RedisAdapterOptions) {
     super();
@@ -161,17 +164,11 @@ export class RedisAdapter extends EventEmitter<{ error: [error: Error] }> implem
 
   /** Counters since creation. */
   stats(): RedisAdapterStats {
-    let channels = 0;
-    let subscriptions = 0;
-    for (const stream of this._streams.values()) {
-      channels += stream.receivers.size;
-      if (stream.live !== Live.Idle) subscriptions++;
-    }
     return {
       ...this._counters,
       reconnects: this._links.reconnects,
-      channels,
-      subscriptions,
+      channels: this._openChannels,
+      subscriptions: this._activeStreams,
       subscriberConnected: this._links.subscriber.ready,
       commandsConnected: this._links.commands.ready,
     };
@@ -191,7 +188,8 @@ export class RedisAdapter extends EventEmitter<{ error: [error: Error] }> implem
       this._streams.set(key, stream);
     }
     const channel = new RedisChannel(this, stream, name, options.history);
-    stream.receivers.add(channel);
+    stream.addReceiver(channel);
+    this._openChannels++;
     return channel;
   }
 
@@ -214,6 +212,8 @@ export class RedisAdapter extends EventEmitter<{ error: [error: Error] }> implem
       for (const receiver of stream.receivers) (receiver as RedisChannel).closed = true;
     }
     this._streams.clear();
+    this._openChannels = 0;
+    this._activeStreams = 0;
     await this._links.close();
   }
 
@@ -221,8 +221,13 @@ export class RedisAdapter extends EventEmitter<{ error: [error: Error] }> implem
   _update(stream: StreamState): void {
     if (this._closed) return;
     const wanted = stream.wanted();
-    if (wanted && stream.live === Live.Idle) this._feed.activate(stream);
-    else if (!wanted && stream.live !== Live.Idle) this._feed.deactivate(stream);
+    if (wanted && stream.live === Live.Idle) {
+      this._activeStreams++;
+      this._feed.activate(stream);
+    } else if (!wanted && stream.live !== Live.Idle) {
+      this._activeStreams--;
+      this._feed.deactivate(stream);
+    }
   }
 
   /** @internal */
@@ -233,7 +238,8 @@ export class RedisAdapter extends EventEmitter<{ error: [error: Error] }> implem
     channel.onReset = undefined;
     channel.active = false;
     const stream = channel.stream;
-    stream.receivers.delete(channel);
+    stream.deleteReceiver(channel);
+    this._openChannels--;
     this._update(stream);
     if (stream.receivers.size === 0 && this._streams.get(stream.key) === stream) {
       this._streams.delete(stream.key);

@@ -28,14 +28,32 @@ export const enum Live {
   On = 1,
 }
 
+/**
+ * The queue of a stream with nothing queued: one shared frozen array, so that a stream that is
+ * not waiting for anything keeps no array of its own (and the per-message check for queued
+ * announcements reads nothing of the stream's). Replaced by an array of its own to queue.
+ */
+export const NOTHING_QUEUED: Announcement[] = Object.freeze([]) as unknown as Announcement[];
+
+/*
+ * Per message, the live feed reads the stream's state and its receiver; with many channels open
+ * they are rarely in the CPU's caches, so what a message touches is kept in few objects: no
+ * queue array, values map or receiver set of its own unless one is needed (`NOTHING_QUEUED`,
+ * `values`, `only`).
+ */
 export class StreamState implements StreamKeys {
   readonly metaKey: string;
   readonly tag: string;
   readonly receivers = new Set<Receiver>();
+  /** The receiver when there is exactly one (the common case: delivered without the set). */
+  only: Receiver | undefined = undefined;
 
   // --- publishing (publisher.ts) ---
-  /** Values of this process's publishes, by stream id, until the live feed delivers them. */
-  readonly values = new Map<string, unknown>();
+  /**
+   * Values of this process's publishes, by stream id, until the live feed delivers them;
+   * `undefined` when there are none.
+   */
+  values: Map<string, unknown> | undefined = undefined;
   /**
    * The newest own publish not answered yet: settled once it is, and so once all earlier ones
    * are (replies come in order). The feed waits for it before delivering (live.ts).
@@ -58,7 +76,7 @@ export class StreamState implements StreamKeys {
    */
   trusted = true;
   /** Announcements received and not handled yet (in arrival order: stream order). */
-  queue: Announcement[] = [];
+  queue: Announcement[] = NOTHING_QUEUED;
   /** The stream must be read from `position` before the queue (a gap, a reconnect, a start). */
   needsRead = false;
   /** A pump is running for this stream. */
@@ -70,6 +88,22 @@ export class StreamState implements StreamKeys {
   constructor(readonly key: string) {
     this.metaKey = metaKey(key);
     this.tag = streamTag(key);
+  }
+
+  addReceiver(receiver: Receiver): void {
+    this.receivers.add(receiver);
+    this.only = this.receivers.size === 1 ? receiver : undefined;
+  }
+
+  deleteReceiver(receiver: Receiver): void {
+    this.receivers.delete(receiver);
+    this.only = this.receivers.size === 1 ? this.receivers.values().next().value : undefined;
+  }
+
+  /** Queues an announcement (after those queued already). */
+  enqueue(announcement: Announcement): void {
+    if (this.queue === NOTHING_QUEUED) this.queue = [announcement];
+    else this.queue.push(announcement);
   }
 
   /** Whether a receiver is active and listening: the feed should run. */

@@ -1,20 +1,14 @@
 /**
- * The pub/sub connection of a standalone Redis: sharded pub/sub (`SSUBSCRIBE`, which a standalone
- * server treats as one shard) on the channels this process has subscribers for, on a client the
- * adapter owns (created from the URL, or a `duplicate()` of the user's client). node-redis
- * reconnects it with our backoff and subscribes again before it says 'ready', and the adapter
- * then reads every active channel from its last delivered event. (A cluster has one such
- * connection per primary: cluster-subscriber.ts.)
+ * The pub/sub side of a standalone Redis: sharded pub/sub (`SSUBSCRIBE`, which a standalone
+ * server treats as one shard) on the channels this process has subscribers for, over one
+ * connection of the adapter's own (pubsub-connection.ts), to the command connection's server with
+ * its credentials and TLS (endpoint.ts). When the connection fails it is replaced with backoff, the
+ * channels are subscribed again, and the adapter then reads every active channel from its last
+ * delivered event. (A cluster has one connection per primary: cluster-subscriber.ts.)
  */
-import type { BackoffOptions } from "./backoff";
-import {
-  emitterOf,
-  ownedStrategy,
-  releaseClient,
-  type ClientFactory,
-  type Emitter,
-  type NodeRedisClient,
-} from "./client";
+import { backoffDelay, type BackoffOptions } from "./backoff";
+import type { Endpoint } from "./endpoint";
+import { PubSubConnection } from "./pubsub-connection";
 import { answerWithin } from "./replies";
 
 export interface SubscriberEvents {
@@ -42,64 +36,96 @@ export interface PubSub {
 }
 
 export class Subscriber implements PubSub {
-  private readonly _client: NodeRedisClient;
-  private readonly _emitter: Emitter;
-  private readonly _listeners: Array<readonly [string, (...args: any[]) => void]>;
-  private readonly _onMessage: (message: string, channel: string) => void;
-  private _attempting = true;
+  /** Channels Redis confirmed: subscribed again on every new connection. */
+  private readonly _channels = new Set<string>();
+  private _connection: PubSubConnection | undefined = undefined;
+  /** The connection is up and the channels are subscribed on it. */
+  private _ready = false;
+  private _attempt = 0;
+  private _retry: NodeJS.Timeout | undefined = undefined;
   private _released = false;
 
-  constructor(factory: ClientFactory, backoff: BackoffOptions, events: SubscriberEvents) {
-    this._client = factory(ownedStrategy(() => this._released, backoff)) as NodeRedisClient;
-    this._emitter = emitterOf(this._client);
-    this._onMessage = (message, channel) => events.onMessage(message, channel);
-    this._listeners = [
-      [
-        "ready",
-        () => {
-          this._attempting = false;
-          events.onResubscribed();
-        },
-      ],
-      [
-        "error",
-        (err: unknown) => {
-          this._attempting = false;
-          events.onError(err instanceof Error ? err : new Error(String(err)));
-        },
-      ],
-      ["reconnecting", () => (this._attempting = true)],
-    ];
-    for (const [event, listener] of this._listeners) this._emitter.on(event, listener);
-  }
+  constructor(
+    private readonly _endpoint: Endpoint,
+    private readonly _backoff: BackoffOptions,
+    private readonly _events: SubscriberEvents,
+  ) {}
 
-  /** Connects; the client retries by itself until connected or released. */
+  /** Connects, and keeps reconnecting with backoff until released. */
   async connect(): Promise<void> {
-    await this._client.connect();
+    if (this._connection !== undefined || this._released) return;
+    const connection = new PubSubConnection(this._endpoint, {
+      onMessage: (message, channel) => this._events.onMessage(message, channel),
+      // Not on a standalone server; if it happens, the connection is suspect: start again.
+      onTakenAway: () => connection.destroy(),
+      onClose: (error) => this._lost(connection, error),
+    });
+    this._connection = connection;
+    try {
+      await connection.connected;
+      // Everything subscribed before, then the feed reads what it may have missed meanwhile.
+      await connection.subscribe([...this._channels]);
+    } catch (error) {
+      // A failure before the connection closed (a refused HELLO, a refused SSUBSCRIBE): start over.
+      if (this._connection === connection) {
+        connection.destroy();
+        this._lost(connection, error instanceof Error ? error : new Error(String(error)));
+      }
+      return;
+    }
+    if (this._connection !== connection || !connection.ready) return;
+    this._attempt = 0;
+    this._ready = true;
+    this._events.onResubscribed();
   }
 
   get ready(): boolean {
-    return this._client.isReady;
+    return this._ready;
   }
 
   async subscribe(channels: readonly string[]): Promise<void> {
-    if (channels.length > 0) await this._client.sSubscribe!([...channels], this._onMessage);
+    const connection = this._connection;
+    if (!this._ready || connection === undefined) {
+      throw new Error("Not connected to Redis (pub/sub)");
+    }
+    await connection.subscribe(channels);
+    // Confirmed on the current connection only; a newer one subscribes what it finds here.
+    if (this._connection === connection)
+      for (const channel of channels) this._channels.add(channel);
   }
 
   async unsubscribe(channels: readonly string[]): Promise<void> {
-    if (channels.length > 0) await this._client.sUnsubscribe!([...channels], this._onMessage);
+    for (const channel of channels) this._channels.delete(channel);
+    if (this._ready) await this._connection?.unsubscribe(channels);
   }
 
-  /** A `PING`, which RESP3 allows while subscribed. */
   async ping(timeout: number): Promise<void> {
-    if (!this._client.isReady) return;
-    await answerWithin(this._client.sendCommand(["PING"]), timeout);
+    if (!this._ready || this._connection === undefined) return;
+    await answerWithin(this._connection.ping(), timeout);
   }
 
-  /** Closes the client at once (its subscriptions go with it). Safe twice. */
+  /** Closes the connection at once (its subscriptions go with it). Safe twice. */
   async release(): Promise<void> {
-    if (this._released) return;
     this._released = true;
-    await releaseClient(this._client, this._emitter, this._attempting, 0, this._listeners);
+    this._ready = false;
+    clearTimeout(this._retry);
+    this._connection?.destroy();
+    this._connection = undefined;
+  }
+
+  /** The connection failed: said once per connection; a new one after a backoff. */
+  private _lost(connection: PubSubConnection, error: Error): void {
+    if (this._connection !== connection || this._released) return;
+    this._connection = undefined;
+    this._ready = false;
+    this._events.onError(
+      new Error(`${this._endpoint.address}: ${error.message}`, { cause: error }),
+    );
+    clearTimeout(this._retry);
+    this._retry = setTimeout(
+      () => void this.connect(),
+      backoffDelay(this._attempt++, this._backoff),
+    );
+    this._retry.unref();
   }
 }
