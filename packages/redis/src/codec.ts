@@ -52,6 +52,11 @@ export function decodeEntry(id: string, fields: readonly string[]): AdapterEvent
 export interface Announcement {
   readonly id: string;
   readonly prev: string;
+  /** The parts of `id` and `prev` as numbers ({@link idPart}). */
+  readonly idMs: number;
+  readonly idSeq: number;
+  readonly prevMs: number;
+  readonly prevSeq: number;
   readonly event: AdapterEvent;
   /** Set by the live feed: own publishes to wait for before delivering it (live.ts). */
   wait?: Promise<unknown> | undefined;
@@ -71,10 +76,19 @@ export function decodeAnnouncement(message: string, tag: string): Announcement |
   const space2 = message.indexOf(" ", space1 + 1);
   const newline = message.indexOf("\n", space2 + 1);
   if (space1 <= 0 || space2 <= space1 || newline <= space2) return undefined;
+  const idDash = message.indexOf("-");
+  const prevDash = message.indexOf("-", space1 + 1);
+  if (idDash === -1 || idDash > space1 || prevDash === -1 || prevDash > space2) return undefined;
+  const idMs = idPart(message, 0, idDash);
+  const idSeq = idPart(message, idDash + 1, space1);
+  const prevMs = idPart(message, space1 + 1, prevDash);
+  const prevSeq = idPart(message, prevDash + 1, space2);
+  const flags = message.charCodeAt(space2 + 1) - 48;
+  if (idMs < 0 || idSeq < 0 || prevMs < 0 || prevSeq < 0 || flags < 0 || flags > 3) {
+    return undefined;
+  }
   const id = message.slice(0, space1);
   const prev = message.slice(space1 + 1, space2);
-  const flags = message.charCodeAt(space2 + 1) - 48;
-  if (!isStreamId(id) || !isStreamId(prev) || flags < 0 || flags > 3) return undefined;
   const name = (flags & 1) === 1 ? message.slice(space2 + 2, newline) : undefined;
   const data = message.slice(newline + 1);
   const eventId = toEventId(id, tag);
@@ -82,13 +96,11 @@ export function decodeAnnouncement(message: string, tag: string): Announcement |
     (flags & 2) === 2
       ? { id: eventId, event: name === "" ? undefined : name, data, serialized: true }
       : { id: eventId, event: name === "" ? undefined : name, data };
-  return { id, prev, event };
+  return { id, prev, idMs, idSeq, prevMs, prevSeq, event };
 }
 
-/** Bytes a stream id part may have: 2^64 - 1 has 20 digits. */
-const MAX_PART = 18446744073709551615n;
-/** Canonical "ms-seq": decimal, no sign, no leading zeros. Ids Redis issues always look like this. */
-const STREAM_ID = /^(0|[1-9][0-9]{0,19})-(0|[1-9][0-9]{0,19})$/;
+/** The largest stream id part, 2^64 - 1, as digits. */
+const MAX_PART = "18446744073709551615";
 
 /** The smallest stream id: the position before every entry. */
 export const ZERO_ID = "0-0";
@@ -98,14 +110,26 @@ export const ZERO_ID = "0-0";
  * else (`"1700000000000"`, `"01-1"`, `"1-1 "`, a UUID) is not an id this adapter issued.
  */
 export function isStreamId(id: string): boolean {
-  if (id.length > 41) return false;
-  const match = STREAM_ID.exec(id);
-  if (match === null) return false;
-  // Only 20-digit parts can overflow 64 bits.
-  return (
-    (match[1]!.length < 20 || BigInt(match[1]!) <= MAX_PART) &&
-    (match[2]!.length < 20 || BigInt(match[2]!) <= MAX_PART)
-  );
+  const dash = id.indexOf("-");
+  return dash !== -1 && idPart(id, 0, dash) >= 0 && idPart(id, dash + 1, id.length) >= 0;
+}
+
+/**
+ * The number in `id[from, to)`, a part of a stream id: -1 unless it is a canonical decimal (no
+ * sign, no leading zero) within 64 bits; `Infinity` when it is beyond 2^53, where numbers are not
+ * exact (such parts are compared as strings).
+ */
+export function idPart(id: string, from: number, to: number): number {
+  const length = to - from;
+  if (length < 1 || length > 20 || (length > 1 && id.charCodeAt(from) === 48)) return -1;
+  let value = 0;
+  for (let i = from; i < to; i++) {
+    const digit = id.charCodeAt(i) - 48;
+    if (digit < 0 || digit > 9) return -1;
+    value = value * 10 + digit;
+  }
+  if (value <= Number.MAX_SAFE_INTEGER) return value;
+  return length === 20 && id.slice(from, to) > MAX_PART ? -1 : Infinity;
 }
 
 /**
@@ -116,9 +140,25 @@ export function isStreamId(id: string): boolean {
  */
 export function compareStreamIds(a: string, b: string): number {
   if (a === b) return 0;
-  const [aMs, aSeq] = split(a);
-  const [bMs, bSeq] = split(b);
-  return compareDecimal(aMs, bMs) || compareDecimal(aSeq, bSeq);
+  const aDash = a.indexOf("-");
+  const bDash = b.indexOf("-");
+  const aMs = aDash === -1 ? -1 : idPart(a, 0, aDash);
+  const aSeq = aMs < 0 ? -1 : idPart(a, aDash + 1, a.length);
+  const bMs = bDash === -1 ? -1 : idPart(b, 0, bDash);
+  const bSeq = bMs < 0 ? -1 : idPart(b, bDash + 1, b.length);
+  if (
+    aSeq >= 0 &&
+    bSeq >= 0 &&
+    aMs !== Infinity &&
+    aSeq !== Infinity &&
+    bMs !== Infinity &&
+    bSeq !== Infinity
+  ) {
+    return aMs - bMs || aSeq - bSeq; // the common case: exact as numbers
+  }
+  const [aMsText, aSeqText] = split(a);
+  const [bMsText, bSeqText] = split(b);
+  return compareDecimal(aMsText, bMsText) || compareDecimal(aSeqText, bSeqText);
 }
 
 function split(id: string): [string, string] {

@@ -127,7 +127,7 @@ export class LiveFeed {
       stream.queue.length === 0 &&
       !stream.needsRead &&
       stream.subscribed &&
-      stream.position !== undefined
+      stream.hasPosition()
     ) {
       // The common case, without a pump: in order, nothing pending.
       if (!this._announce(stream, announcement, false)) return;
@@ -202,7 +202,7 @@ export class LiveFeed {
         ([now, { last }]) => {
           // A read for an earlier activation, or a second one for this activation: not ours to set.
           if (stream.generation !== generation || stream.live === Live.Idle) return;
-          if (stream.position !== undefined) return;
+          if (stream.hasPosition()) return;
           // The activation was at most this long ago in Redis's clock too.
           const since = Math.ceil(performance.now() - stream.activatedAt) + 1;
           const activated = `${Math.max(0, now - since)}-0`;
@@ -244,7 +244,7 @@ export class LiveFeed {
     /** A gap read just reached the end of the stream: what follows cannot be read again. */
     let caughtUp = false;
     try {
-      while (current() && stream.subscribed && stream.position !== undefined) {
+      while (current() && stream.subscribed && stream.hasPosition()) {
         // The first announcement queued follows the position: nothing can be missing before it,
         // and the stream need not be read (it may even have been trimmed past it meanwhile).
         const head = stream.queue[0];
@@ -296,7 +296,8 @@ export class LiveFeed {
    * this one was missed, and the stream must be read first (nothing delivered then).
    */
   private _announce(stream: StreamState, announcement: Announcement, caughtUp: boolean): boolean {
-    if (compareStreamIds(announcement.id, stream.position!) <= 0) return false; // delivered already
+    const { id, idMs, idSeq } = announcement;
+    if (stream.compareToPosition(id, idMs, idSeq) <= 0) return false; // delivered already
     const inOrder = follows(stream, announcement);
     if (!inOrder && !caughtUp) return true;
     if (!inOrder) {
@@ -387,11 +388,12 @@ export class LiveFeed {
  * nothing between that position and itself).
  */
 function follows(stream: StreamState, announcement: Announcement): boolean {
-  const position = stream.position!;
-  return (
-    announcement.prev === position ||
-    (stream.trusted && compareStreamIds(announcement.prev, position) <= 0)
+  const order = stream.compareToPosition(
+    announcement.prev,
+    announcement.prevMs,
+    announcement.prevSeq,
   );
+  return order === 0 || (stream.trusted && order < 0);
 }
 
 /** An error in a few words: node-redis's TimeoutError has an empty message. */

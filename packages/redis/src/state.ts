@@ -4,7 +4,7 @@
  */
 import type { AdapterChannelOptions, AdapterEvent, AdapterReset } from "@sluice/express-sse";
 import type { Announcement } from "./codec";
-import { streamTag } from "./codec";
+import { compareStreamIds, idPart, streamTag } from "./codec";
 import { metaKey } from "./keys";
 import type { StreamKeys } from "./history";
 
@@ -68,8 +68,16 @@ export class StreamState implements StreamKeys {
   activatedAt = 0;
   /** `SSUBSCRIBE` confirmed for the current activation (and connection). */
   subscribed = false;
-  /** The last stream id delivered, or the start position; `undefined` until it is known. */
-  position: string | undefined = undefined;
+  /*
+   * The last stream id delivered, or the start position (see `position`), as two numbers (NaN:
+   * not known): compared with every announcement, and set by every event, without reading or
+   * allocating an object of its own (a number field is updated in place). Ids whose parts are
+   * beyond 2^53 (never issued by Redis's clock, but a stream may be written by hand) are kept as
+   * text in `_exact` instead.
+   */
+  private _ms = Number.NaN;
+  private _seq = Number.NaN;
+  private _exact: string | undefined = undefined;
   /**
    * `position` is a start position (or the newest id after a reset), not an entry delivered here:
    * a gap read takes what follows it without looking for it in the stream.
@@ -88,6 +96,43 @@ export class StreamState implements StreamKeys {
   constructor(readonly key: string) {
     this.metaKey = metaKey(key);
     this.tag = streamTag(key);
+  }
+
+  /** The last stream id delivered, or the start position; `undefined` until it is known. */
+  get position(): string | undefined {
+    if (this._exact !== undefined) return this._exact;
+    return Number.isNaN(this._ms) ? undefined : `${this._ms}-${this._seq}`;
+  }
+
+  set position(id: string | undefined) {
+    this._exact = undefined;
+    this._ms = this._seq = Number.NaN;
+    if (id === undefined) return;
+    const dash = id.indexOf("-");
+    const ms = idPart(id, 0, dash);
+    const seq = idPart(id, dash + 1, id.length);
+    if (dash > 0 && ms >= 0 && seq >= 0 && ms !== Infinity && seq !== Infinity) {
+      this._ms = ms;
+      this._seq = seq;
+    } else {
+      this._exact = id;
+    }
+  }
+
+  /** Whether the position is known. */
+  hasPosition(): boolean {
+    return !Number.isNaN(this._ms) || this._exact !== undefined;
+  }
+
+  /**
+   * Orders stream id `id` (its parts `ms` and `seq` as {@link idPart} reads them) against the
+   * position: negative, zero or positive. The position must be known.
+   */
+  compareToPosition(id: string, ms: number, seq: number): number {
+    if (this._exact === undefined && ms >= 0 && seq >= 0 && ms !== Infinity && seq !== Infinity) {
+      return ms - this._ms || seq - this._seq;
+    }
+    return compareStreamIds(id, this.position!);
   }
 
   addReceiver(receiver: Receiver): void {
