@@ -1,8 +1,9 @@
 /**
  * The connection layer. The files that know the Redis client library (node-redis, the `redis`
  * package, v5 or v6; a Redis Cluster through its cluster client, v6) are this one,
- * connections.ts, subscriber.ts and cluster-subscriber.ts. Everything else deals in
- * `Connection#send` and plain values.
+ * connections.ts and cluster-subscriber.ts (its slot map and node options), and endpoint.ts reads
+ * a client's options. Pub/sub does not go through it (pubsub-connection.ts says why). Everything
+ * else deals in `Connection#send` and plain values.
  *
  * `Connection` owns the lifecycle of one command client, standalone or cluster: created by the
  * adapter (connected, reconnected with our backoff, closed) or lent by the user (never connected,
@@ -11,6 +12,7 @@
  * `typeMapping`, and node-redis's `keyPrefix` does not apply (the adapter's `prefix` names keys).
  */
 import { backoffDelay, type BackoffOptions } from "./backoff";
+import { answerWithin } from "./replies";
 
 /**
  * A node-redis client, as far as this adapter uses it: `createClient()` from `redis` v5 or v6.
@@ -63,8 +65,17 @@ export const SUBSCRIBER_NAME = "sluice-sub";
 /** The client name of the command connection the adapter creates. */
 export const COMMANDS_NAME = "sluice";
 
-/** The library's default type mapping per command, whatever the client was configured with. */
-export const RAW = Object.freeze({ typeMapping: Object.freeze({}) });
+/**
+ * Options of every command: the library's default type mapping, whatever the client was
+ * configured with, and no node-redis command timeout. node-redis 6 gives every command one (5 s
+ * unless configured) as an `AbortSignal.timeout`, whose timer lives for the whole timeout even
+ * after the reply came: at 2,000 publishes a second that is 10,000 timers, signals and weak
+ * references alive at any time, moved by every young-generation collection (measured: pauses of
+ * 6-10 ms in the publishing process every half second, each delaying the events just published).
+ * The adapter's own deadline (`answerWithin`, one timer cleared with the reply) bounds each
+ * command instead.
+ */
+export const RAW = Object.freeze({ typeMapping: Object.freeze({}), timeout: undefined });
 
 /** Callbacks of one connection; `Connection#release` removes them. */
 export interface ConnectionEvents {
@@ -92,6 +103,8 @@ const READY_POLL_MS = 25;
 export class Connection {
   readonly client: AnyRedisClient;
   readonly cluster: boolean;
+  /** Commands without an answer after this many ms fail with a `NoAnswerError` (`send`). */
+  timeout = 5000;
   private readonly _emitter: Emitter;
   private readonly _owned: boolean;
   private readonly _onReady: () => void;
@@ -166,10 +179,15 @@ export class Connection {
   }
 
   /** Sends one command; on a cluster, routed by `key` (the node serving its slot). */
-  send(key: string | undefined, args: readonly string[], options: object = RAW): Promise<unknown> {
-    return this.cluster
-      ? (this.client as NodeRedisCluster).sendCommand(key, false, [...args], options)
-      : (this.client as NodeRedisClient).sendCommand(args, options);
+  send(
+    key: string | undefined,
+    args: readonly string[],
+    timeout: number = this.timeout,
+  ): Promise<unknown> {
+    const reply = this.cluster
+      ? (this.client as NodeRedisCluster).sendCommand(key, false, [...args], RAW)
+      : (this.client as NodeRedisClient).sendCommand(args, RAW);
+    return answerWithin(reply, timeout);
   }
 
   /**

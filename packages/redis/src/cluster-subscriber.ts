@@ -5,9 +5,9 @@
  * node-redis's cluster client can do sharded pub/sub itself, but it cannot be told when a
  * subscription that moved (a failover, a slot migration) is back, it re-subscribes in the
  * background with promises nobody handles (an unhandled rejection: a crash on Node 20), and
- * version 5 never re-subscribes at all. So the adapter keeps its own: a connection per primary,
- * duplicated from one of the command cluster client's node connections (same credentials and
- * TLS) and never reconnected in place. When one fails (closed, no answer to a PING, or the slot
+ * version 5 never re-subscribes at all. So the adapter keeps its own: a connection per primary
+ * (pubsub-connection.ts), with the options of the command cluster client's node connections
+ * (same credentials and TLS, endpoint.ts), never reconnected in place. When one fails (closed, no answer to a PING, or the slot
  * moved: Redis says MOVED, or unsubscribes us from a migrated slot), its channels are handed back
  * to the live feed as unsubscribed; the feed subscribes them again, placed by a fresh slot map,
  * and then reads each one from its last delivered event, so nothing is missed silently.

@@ -4,7 +4,7 @@
  * serves the key's slot (MOVED, ASK and failover are node-redis's job).
  */
 import type { Connection } from "./client";
-import { asEntries, asRecord, asString, answerWithin, type Entry } from "./replies";
+import { asEntries, asRecord, asString, type Entry } from "./replies";
 import { PUBLISH_SCRIPT } from "./scripts";
 
 /** What `XINFO STREAM` says about a stream (Redis 7 fields). */
@@ -61,9 +61,7 @@ export async function publishEntry(
     args.event,
     args.data,
   ];
-  // node-redis's own `timeout` only covers the wait to be written; the deadline covers the answer.
-  const options = { typeMapping: {}, timeout };
-  return asString(await answerWithin(redis.send(args.stream, command, options), timeout));
+  return asString(await redis.send(args.stream, command, timeout));
 }
 
 /** `XINFO STREAM key`, or `undefined` when the key does not exist. */

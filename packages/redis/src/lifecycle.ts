@@ -60,6 +60,8 @@ export class Links {
       borrowed !== undefined
         ? Connection.borrowed(borrowed, events) // the user's: they connect and close it
         : Connection.owned(commands!, _options.backoff, events);
+    // Every command gets this deadline (client.ts says why not node-redis's own timeout).
+    this.commands.timeout = _options.publishTimeout;
     this.commands.connect().catch(noop);
     this._commandsEverReady = this.commands.ready;
     this.subscriber = this._newSubscriber();

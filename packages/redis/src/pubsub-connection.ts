@@ -77,8 +77,9 @@ export class PubSubConnection {
         endpoint.credentials().then(
           (credentials) => {
             const hello = ["HELLO", "3"];
-            if (credentials.password) {
-              hello.push("AUTH", credentials.username ?? "default", credentials.password);
+            // A user without a password (ACL `nopass`) still logs in as that user, as node-redis does.
+            if (credentials.password || credentials.username) {
+              hello.push("AUTH", credentials.username ?? "default", credentials.password ?? "");
             }
             hello.push("SETNAME", endpoint.name);
             this._send(

@@ -160,8 +160,8 @@ export class RespReader {
         return { value: new RespError(buffer.toString("utf8", offset + 1, line)), end: after };
       case 58: // ':' integer
         return { value: parseInteger(buffer, offset + 1, line), end: after };
-      case 44: // ',' double
-        return { value: Number(buffer.toString("latin1", offset + 1, line)), end: after };
+      case 44: // ',' double ("inf", "-inf", "nan" as RESP3 spells them)
+        return { value: parseDouble(buffer.toString("latin1", offset + 1, line)), end: after };
       case 40: // '(' big number
         return { value: buffer.toString("latin1", offset + 1, line), end: after };
       case 35: // '#' boolean
@@ -205,6 +205,12 @@ export class RespReader {
         throw new RespError(`Unknown RESP type byte ${type}`);
     }
   }
+}
+
+function parseDouble(text: string): number {
+  if (text === "inf") return Infinity;
+  if (text === "-inf") return -Infinity;
+  return Number(text); // "nan" gives NaN too
 }
 
 /** A decimal integer in `buffer[start, end)` (RESP lengths, counts and integers). */

@@ -107,6 +107,8 @@ describe("RespReader: each type", () => {
     [", double", ",3.14\r\n", 3.14],
     [", double, negative with exponent", ",-1.5e3\r\n", -1500],
     [", double, integral", ",10\r\n", 10],
+    [", double, infinity", ",inf\r\n", Infinity],
+    [", double, negative infinity", ",-inf\r\n", -Infinity],
     [
       "( big number",
       "(3492890328409238509324850943850943825024385\r\n",
