@@ -5,7 +5,7 @@
  */
 import type { AdapterEvent, AdapterReset } from "@sluice/express-sse";
 import { compareStreamIds } from "./codec";
-import type { Receiver, StreamState } from "./state";
+import type { StreamState } from "./state";
 
 export interface DeliveryHost {
   report(error: Error): void;
@@ -41,17 +41,22 @@ export function deliver(
     undecodable(host, stream, `an entry without a "d" field (${id})`);
     return;
   }
-  const only = stream.only;
-  if (only !== undefined) {
-    deliverTo(host, only, event);
+  const direct = stream.direct;
+  if (direct !== undefined) {
+    deliverTo(host, direct, event);
     return;
   }
-  for (const receiver of stream.receivers) deliverTo(host, receiver, event);
+  for (const receiver of stream.receivers) {
+    const listener = receiver.listener;
+    if (listener !== undefined && receiver.active) deliverTo(host, listener, event);
+  }
 }
 
-function deliverTo(host: DeliveryHost, receiver: Receiver, event: AdapterEvent): void {
-  const listener = receiver.listener;
-  if (listener === undefined || !receiver.active) return;
+function deliverTo(
+  host: DeliveryHost,
+  listener: (event: AdapterEvent) => void,
+  event: AdapterEvent,
+): void {
   host.counters.delivered++;
   try {
     listener(event);

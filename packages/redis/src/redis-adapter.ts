@@ -209,6 +209,7 @@ export class RedisAdapter extends EventEmitter<{ error: [error: Error] }> implem
     for (const stream of this._streams.values()) {
       stream.live = Live.Idle;
       stream.generation++;
+      stream.direct = undefined;
       for (const receiver of stream.receivers) (receiver as RedisChannel).closed = true;
     }
     this._streams.clear();
@@ -220,6 +221,7 @@ export class RedisAdapter extends EventEmitter<{ error: [error: Error] }> implem
   /** @internal A channel's listener or activity changed: start or stop its stream's feed. */
   _update(stream: StreamState): void {
     if (this._closed) return;
+    stream.refresh();
     const wanted = stream.wanted();
     if (wanted && stream.live === Live.Idle) {
       this._activeStreams++;

@@ -45,8 +45,12 @@ export class StreamState implements StreamKeys {
   readonly metaKey: string;
   readonly tag: string;
   readonly receivers = new Set<Receiver>();
-  /** The receiver when there is exactly one (the common case: delivered without the set). */
-  only: Receiver | undefined = undefined;
+  /**
+   * The listener of the only receiver, when there is exactly one and it is active (the common
+   * case): events go straight to it, without reading the set or the receiver. Kept up to date by
+   * {@link StreamState.refresh}, which every change of a receiver calls.
+   */
+  direct: ((event: AdapterEvent) => void) | undefined = undefined;
 
   // --- publishing (publisher.ts) ---
   /**
@@ -137,12 +141,18 @@ export class StreamState implements StreamKeys {
 
   addReceiver(receiver: Receiver): void {
     this.receivers.add(receiver);
-    this.only = this.receivers.size === 1 ? receiver : undefined;
+    this.refresh();
   }
 
   deleteReceiver(receiver: Receiver): void {
     this.receivers.delete(receiver);
-    this.only = this.receivers.size === 1 ? this.receivers.values().next().value : undefined;
+    this.refresh();
+  }
+
+  /** A receiver came, went, listened or changed its activity: recomputes `direct`. */
+  refresh(): void {
+    const only = this.receivers.size === 1 ? this.receivers.values().next().value : undefined;
+    this.direct = only?.active === true ? only.listener : undefined;
   }
 
   /** Queues an announcement (after those queued already). */
