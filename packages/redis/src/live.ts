@@ -18,50 +18,23 @@
  *
  * Own publishes arrive like every other process's (so the order is the same everywhere); the
  * feed waits for their replies, which carry their values (publisher.ts), before delivering.
+ * The reads themselves (start positions, gap reads) are reads.ts's; this file decides when.
  */
-import { backoffDelay, type BackoffOptions } from "./backoff";
-import type { Connection } from "./client";
-import {
-  ZERO_ID,
-  compareStreamIds,
-  decodeAnnouncement,
-  decodeEntry,
-  toEventId,
-  type Announcement,
-} from "./codec";
-import { readMeta, timeMs } from "./commands";
-import { deliver, deliverEvent, resetStream, undecodable } from "./delivery";
-import { readGap } from "./gaps";
-import { Limiter } from "./limiter";
+import { decodeAnnouncement, toEventId, type Announcement } from "./codec";
+import { deliver, resetStream, undecodable } from "./delivery";
+import { StreamReads, type FeedHost } from "./reads";
 import { Live, NOTHING_QUEUED, type StreamState } from "./state";
-import type { PubSub } from "./subscriber";
 import { Subscriptions } from "./subscriptions";
 
-/** Stream reads (start positions, gap reads) sent to Redis at once, at most. */
-const READS_IN_FLIGHT = 256;
-
-/** What the feed needs from the adapter. */
-export interface FeedHost {
-  readonly commands: Connection;
-  readonly subscriber: PubSub;
-  readonly backoff: BackoffOptions;
-  readonly streams: ReadonlyMap<string, StreamState>;
-  readonly closed: boolean;
-  report(error: Error): void;
-  /** Counts: events delivered (per receiver), gap reads, resets. */
-  readonly counters: { delivered: number; gapReads: number; resets: number };
-}
+export type { FeedHost } from "./reads";
 
 export class LiveFeed {
   private readonly _subscriptions: Subscriptions;
-  /** Streams waiting for the command connection to read their start position. */
-  private readonly _unstarted = new Set<StreamState>();
-  /** Start positions and gap reads in flight at most (see limiter.ts). */
-  private readonly _reads = new Limiter(READS_IN_FLIGHT);
-  /** A read failed and none worked since: reported once, not once per stream. */
-  private _readsFailing = false;
+  /** Start positions and gap reads (reads.ts). */
+  private readonly _reads: StreamReads;
 
   constructor(private readonly _host: FeedHost) {
+    this._reads = new StreamReads(_host, (stream) => void this._pump(stream));
     this._subscriptions = new Subscriptions({
       get subscriber() {
         return _host.subscriber;
@@ -90,7 +63,7 @@ export class LiveFeed {
     stream.queue = NOTHING_QUEUED;
     stream.needsRead = true;
     this._subscriptions.subscribe(stream);
-    this._start(stream, 0);
+    this._reads.start(stream);
   }
 
   /** Stops the feed of a stream nobody here listens to any more. */
@@ -101,7 +74,7 @@ export class LiveFeed {
     stream.queue = NOTHING_QUEUED;
     stream.position = undefined;
     stream.values = undefined;
-    this._unstarted.delete(stream);
+    this._reads.forget(stream);
     this._subscriptions.unsubscribe(stream);
   }
 
@@ -172,66 +145,12 @@ export class LiveFeed {
 
   /** The command connection is ready: streams waiting for their start position get it. */
   onCommandsReady(): void {
-    const waiting = [...this._unstarted];
-    this._unstarted.clear();
-    for (const stream of waiting) this._start(stream, 0);
+    this._reads.onCommandsReady();
   }
 
   close(): void {
     this._reads.clear();
     this._subscriptions.close();
-    this._unstarted.clear();
-  }
-
-  // --- the start position -----------------------------------------------------------------------
-
-  private _start(stream: StreamState, attempt: number): void {
-    const host = this._host;
-    if (host.closed || stream.live === Live.Idle) return;
-    if (!host.commands.ready) {
-      this._unstarted.add(stream); // started once the command connection is ready
-      host.commands.watch();
-      return;
-    }
-    const generation = stream.generation;
-    this._reads
-      .run(() =>
-        Promise.all([timeMs(host.commands, stream.key), readMeta(host.commands, stream.metaKey)]),
-      )
-      .then(
-        ([now, { last }]) => {
-          // A read for an earlier activation, or a second one for this activation: not ours to set.
-          if (stream.generation !== generation || stream.live === Live.Idle) return;
-          if (stream.hasPosition()) return;
-          // The activation was at most this long ago in Redis's clock too.
-          const since = Math.ceil(performance.now() - stream.activatedAt) + 1;
-          const activated = `${Math.max(0, now - since)}-0`;
-          const newest = last ?? ZERO_ID;
-          stream.position = compareStreamIds(newest, activated) > 0 ? activated : newest;
-          this._readsFailing = false;
-          stream.trusted = true;
-          if (!stream.busy) void this._pump(stream);
-        },
-        (error: unknown) => {
-          if (stream.generation !== generation || host.closed) return;
-          if (!this._readsFailing && host.commands.ready) {
-            this._readsFailing = true;
-            host.report(
-              new Error(`Reading start positions failed (${describe(error)}); retrying`, {
-                cause: error,
-              }),
-            );
-          }
-          // Retried for this activation only: a retry that outlived it (the channel went idle and
-          // active again meanwhile) would set an older start position under the new one.
-          setTimeout(
-            () => {
-              if (stream.generation === generation) this._start(stream, attempt + 1);
-            },
-            backoffDelay(attempt, host.backoff),
-          ).unref();
-        },
-      );
   }
 
   // --- delivery ---------------------------------------------------------------------------------
@@ -248,11 +167,11 @@ export class LiveFeed {
         // The first announcement queued follows the position: nothing can be missing before it,
         // and the stream need not be read (it may even have been trimmed past it meanwhile).
         const head = stream.queue[0];
-        if (stream.needsRead && head !== undefined && follows(stream, head)) {
+        if (stream.needsRead && head !== undefined && stream.follows(head)) {
           stream.needsRead = false;
         }
         if (stream.needsRead) {
-          if (!(await this._readGap(stream, current))) return;
+          if (!(await this._reads.readGap(stream, current))) return;
           caughtUp = !stream.needsRead;
           continue;
         }
@@ -298,7 +217,7 @@ export class LiveFeed {
   private _announce(stream: StreamState, announcement: Announcement, caughtUp: boolean): boolean {
     const { id, idMs, idSeq } = announcement;
     if (stream.compareToPosition(id, idMs, idSeq) <= 0) return false; // delivered already
-    const inOrder = follows(stream, announcement);
+    const inOrder = stream.follows(announcement);
     if (!inOrder && !caughtUp) return true;
     if (!inOrder) {
       // The stream was just read to its end, yet what came before this event is not there:
@@ -314,92 +233,4 @@ export class LiveFeed {
     deliver(this._host, stream, announcement.id, announcement.event);
     return false;
   }
-
-  /** One gap read; `false` when the pump should stop (an error: retried after a backoff). */
-  private async _readGap(stream: StreamState, current: () => boolean): Promise<boolean> {
-    const host = this._host;
-    const bounds = stream.bounds();
-    if (bounds === undefined) return false;
-    host.counters.gapReads++;
-    let read;
-    try {
-      const position = stream.position!;
-      // Only the gap before the queued announcements: they carry what follows (and the stream
-      // may have been trimmed past them meanwhile).
-      const end = stream.queue[0]?.prev ?? "+";
-      read = await this._reads.run(() =>
-        readGap(host.commands, stream, position, stream.trusted, bounds, end),
-      );
-      stream.readFailures = 0;
-      this._readsFailing = false;
-    } catch (error) {
-      if (!current()) return false;
-      // Reported once until a read works; retried with backoff (a failover can take seconds).
-      stream.readFailures++;
-      if (!this._readsFailing) {
-        this._readsFailing = true;
-        host.report(
-          new Error(`Reading stream "${stream.key}" failed (${describe(error)}); retrying`, {
-            cause: error,
-          }),
-        );
-      }
-      const generation = stream.generation;
-      const retry = setTimeout(
-        () => {
-          if (stream.generation === generation && !stream.busy) void this._pump(stream);
-        },
-        backoffDelay(stream.readFailures, host.backoff),
-      );
-      retry.unref();
-      return false;
-    }
-    if (!current()) return false;
-    const head = stream.queue[0];
-    if (head !== undefined && follows(stream, head)) {
-      // Announcements that arrived during the read follow the position: they carry everything
-      // from there, and the stream may have been trimmed past them meanwhile.
-      stream.needsRead = false;
-      return true;
-    }
-    if (read.kind === "reset") {
-      resetStream(this._host, stream, read.reset, read.position);
-      stream.needsRead = false;
-      return true;
-    }
-    if (read.kind === "events") {
-      for (const event of read.events) deliverEvent(this._host, stream, event);
-      stream.needsRead = false;
-      return true;
-    }
-    // Own publishes in flight when the stream was read may be among these entries.
-    if (stream.lastPublish !== undefined) await stream.lastPublish;
-    if (!current()) return false;
-    for (const [id, fields] of read.entries) {
-      deliver(this._host, stream, id, decodeEntry(toEventId(id, stream.tag), fields));
-    }
-    if (read.done) stream.needsRead = false;
-    return true;
-  }
-}
-
-/**
- * Whether `announcement` comes right after the last id delivered (or, from a start position, has
- * nothing between that position and itself).
- */
-function follows(stream: StreamState, announcement: Announcement): boolean {
-  const order = stream.compareToPosition(
-    announcement.prev,
-    announcement.prevMs,
-    announcement.prevSeq,
-  );
-  return order === 0 || (stream.trusted && order < 0);
-}
-
-/** An error in a few words: node-redis's TimeoutError has an empty message. */
-function describe(error: unknown): string {
-  if (!(error instanceof Error)) return String(error);
-  return error.message === ""
-    ? error.constructor.name
-    : `${error.constructor.name}: ${error.message}`;
 }

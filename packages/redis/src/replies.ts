@@ -101,3 +101,11 @@ export function asEntries(reply: unknown): Entry[] {
     return [asString(id), Array.isArray(fields) ? fields.map(asString) : []] as const;
   });
 }
+
+/** An error in a few words: node-redis's TimeoutError has an empty message. */
+export function describe(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  return error.message === ""
+    ? error.constructor.name
+    : `${error.constructor.name}: ${error.message}`;
+}

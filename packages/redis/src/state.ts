@@ -139,6 +139,16 @@ export class StreamState implements StreamKeys {
     return compareStreamIds(id, this.position!);
   }
 
+  /**
+   * Whether `announcement` comes right after the position: its previous id is the last id
+   * delivered, or (from a start position) nothing lies between the position and it.
+   */
+  follows(announcement: Announcement): boolean {
+    const { prev, prevMs, prevSeq } = announcement;
+    const order = this.compareToPosition(prev, prevMs, prevSeq);
+    return order === 0 || (this.trusted && order < 0);
+  }
+
   addReceiver(receiver: Receiver): void {
     this.receivers.add(receiver);
     this.refresh();
