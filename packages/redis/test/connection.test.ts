@@ -20,7 +20,7 @@ import { activeResources, collectGarbage } from "../../express-sse/test/helpers/
 import { sleep, waitFor } from "../../express-sse/test/helpers/server";
 import { createRedisAdapter, type RedisAdapter, type RedisAdapterOptions } from "../src";
 import { ensurePrograms, freePort } from "../../../test-support/system";
-import { ensureRedisServer } from "./helpers/redis-server";
+import { adminCommand, answersPing, ensureRedisServer } from "./helpers/redis-server";
 
 const START_TIMEOUT_MS = 10_000;
 const TEST_TIMEOUT_MS = 30_000;
@@ -128,43 +128,13 @@ async function untilAnswers(
   }
 }
 
-/** Sends an inline PING; whether a RESP line came back (PONG, or NOAUTH with a password). */
-function answersPing(connect: () => net.Socket): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect();
-    let reply = "";
-    const done = (ok: boolean) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(1000, () => done(false));
-    socket.on("error", () => done(false));
-    socket.once(socket instanceof tls.TLSSocket ? "secureConnect" : "connect", () =>
-      socket.write("PING\r\n"),
-    );
-    socket.on("data", (chunk: Buffer) => {
-      reply += chunk.toString();
-      if (reply.includes("\r\n")) done(/^(\+PONG|-NOAUTH)/.test(reply));
-    });
-  });
-}
-
 const tcpProbe = (port: number) => net.connect(port, "127.0.0.1");
 
 /** Runs one command on a server, on a connection of its own (so none stays open meanwhile). */
 type Admin = (args: string[]) => Promise<unknown>;
 
 function adminOf(options: ClientOptions): Admin {
-  return async (args) => {
-    const client = createClient(options);
-    client.on("error", () => undefined);
-    await client.connect();
-    try {
-      return await client.sendCommand(args);
-    } finally {
-      client.destroy();
-    }
-  };
+  return (args) => adminCommand(options, args);
 }
 
 /** `CLIENT LIST`, one record of its fields per connection. */

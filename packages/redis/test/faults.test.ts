@@ -4,13 +4,12 @@
  * the point is that the adapter neither loses nor repeats anything around the fault.
  */
 import express from "express";
-import { createClient } from "redis";
 import { Channel, sse } from "@sluice/express-sse";
 import { closeAllServers, listen, sleep, waitFor } from "../../express-sse/test/helpers/server";
 import { resolveHistoryOptions } from "../../express-sse/src/history";
 import { RedisPublishError, createRedisAdapter, type RedisAdapter } from "../src";
 import { compareEventIds } from "../src/codec";
-import { startRedisServer, type RedisServer } from "./helpers/redis-server";
+import { adminCommand, startRedisServer, type RedisServer } from "./helpers/redis-server";
 import { closeAllStreams, dataOf, openStream, type StreamClient } from "./helpers/sse-client";
 
 let redis: RedisServer;
@@ -47,25 +46,16 @@ function adapterFor(reports: string[] = []): RedisAdapter {
 }
 
 /** Runs `command` on a short-lived connection (so that restarts don't concern it). */
-async function adminCommand(args: string[]): Promise<unknown> {
-  const client = createClient({ url: redis.url });
-  client.on("error", () => undefined);
-  await client.connect();
-  try {
-    return await client.sendCommand(args);
-  } finally {
-    client.destroy();
-  }
-}
+const admin = (args: string[]): Promise<unknown> => adminCommand({ url: redis.url }, args);
 
 /** Kills every pub/sub connection of the adapters (`CLIENT KILL ID`), as a network blip would. */
 async function killSubscribers(): Promise<number> {
-  const list = String(await adminCommand(["CLIENT", "LIST"]));
+  const list = String(await admin(["CLIENT", "LIST"]));
   const ids = list
     .split("\n")
     .filter((line) => line.includes("name=sluice-sub "))
     .map((line) => /(?:^|\s)id=(\d+)/.exec(line)![1]!);
-  for (const id of ids) await adminCommand(["CLIENT", "KILL", "ID", id]);
+  for (const id of ids) await admin(["CLIENT", "KILL", "ID", id]);
   return ids.length;
 }
 

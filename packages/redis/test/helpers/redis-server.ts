@@ -9,6 +9,8 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
+import { createClient } from "redis";
+import tls from "node:tls";
 import os from "node:os";
 import path from "node:path";
 import { ensurePrograms, freePort } from "../../../../test-support/system";
@@ -81,7 +83,7 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
       if (proc.exitCode !== null || proc.signalCode !== null) {
         throw new Error(`redis-server exited at start (${args().join(" ")}):\n${output}`);
       }
-      if (await answersPing(port)) return;
+      if (await answersPing(() => net.connect(port, "127.0.0.1"))) return;
       if (Date.now() > deadline) {
         proc.kill("SIGKILL");
         throw new Error(
@@ -138,10 +140,13 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
   };
 }
 
-/** Sends one inline `PING` and resolves whether `+PONG` came back. */
-function answersPing(port: number): Promise<boolean> {
+/**
+ * Sends one inline `PING` on a socket of `connect`'s and resolves whether Redis answered it:
+ * `+PONG`, or (a server with a password) `-NOAUTH`, which says as much that it is up.
+ */
+export function answersPing(connect: () => net.Socket): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = net.connect(port, "127.0.0.1");
+    const socket = connect();
     let reply = "";
     const done = (ok: boolean) => {
       socket.destroy();
@@ -149,10 +154,27 @@ function answersPing(port: number): Promise<boolean> {
     };
     socket.setTimeout(1000, () => done(false));
     socket.on("error", () => done(false));
-    socket.on("connect", () => socket.write("PING\r\n"));
-    socket.on("data", (chunk) => {
+    socket.once(socket instanceof tls.TLSSocket ? "secureConnect" : "connect", () =>
+      socket.write("PING\r\n"),
+    );
+    socket.on("data", (chunk: Buffer) => {
       reply += chunk.toString();
-      if (reply.includes("\r\n")) done(reply.startsWith("+PONG"));
+      if (reply.includes("\r\n")) done(/^(\+PONG|-NOAUTH)/.test(reply));
     });
   });
+}
+
+/** Runs one command on a short-lived connection of its own (none stays open meanwhile). */
+export async function adminCommand(
+  options: Parameters<typeof createClient>[0],
+  args: string[],
+): Promise<unknown> {
+  const client = createClient(options);
+  client.on("error", () => undefined);
+  await client.connect();
+  try {
+    return await client.sendCommand(args);
+  } finally {
+    client.destroy();
+  }
 }
