@@ -1,3 +1,9 @@
+import {
+  DEFAULT_PRESENCE_INTERVAL,
+  LocalPresence,
+  serializeMember,
+  type Members,
+} from "./presence";
 import { EventEmitter } from "node:events";
 import type { ServerResponse } from "node:http";
 import {
@@ -28,6 +34,12 @@ export type EventMap = Record<string, unknown>;
 export interface SubscribeOptions {
   /** Decides per subscriber whether an event reaches it, live and on replay. */
   filter?: (event: ChannelEvent) => boolean;
+  /**
+   * App data that says who this subscriber is (`{ user: "ann" }`), listed by `members()` and
+   * told by the `member:join` and `member:leave` events. JSON-serializable, at most 1,024 bytes
+   * as JSON; anything else is a TypeError at `subscribe()`, and the stream is not opened.
+   */
+  member?: unknown;
 }
 
 export interface ChannelOptions {
@@ -57,6 +69,11 @@ export interface ChannelOptions {
   maxLifetime?: number;
   /** `retry` hint (ms) sent just before a `maxLifetime` close. @defaultValue 1000 */
   lifetimeRetry?: number;
+  /**
+   * At most one `count` event per this many ms (the first change is told at once, the last one
+   * always follows). `0`: one per change. @defaultValue 250
+   */
+  presenceInterval?: number;
 }
 
 /** Counters of a channel since it was created. Cheap: plain increments on paths already taken. */
@@ -99,6 +116,12 @@ export class Channel<Events extends EventMap = EventMap>
   extends EventEmitter<{
     join: [stream: SseStream];
     leave: [stream: SseStream, reason: StreamClosedError];
+    /** The number of subscribers changed (coalesced: see `presenceInterval`). */
+    count: [count: number];
+    /** A subscriber with `member` app data joined. */
+    "member:join": [member: unknown];
+    /** A subscriber with `member` app data left. */
+    "member:leave": [member: unknown];
     error: [error: Error];
   }>
   implements StreamOwner
@@ -129,6 +152,7 @@ export class Channel<Events extends EventMap = EventMap>
   };
   private _sweep: NodeJS.Timeout | undefined = undefined;
   private _closed = false;
+  private readonly _presence: LocalPresence<SseStream>;
 
   constructor(name: string, options: ChannelOptions = {}) {
     super();
@@ -169,6 +193,19 @@ export class Channel<Events extends EventMap = EventMap>
       options.lifetimeRetry === undefined
         ? DEFAULT_LIFETIME_RETRY
         : nonNegativeInteger("lifetimeRetry", options.lifetimeRetry);
+    const interval =
+      options.presenceInterval === undefined
+        ? DEFAULT_PRESENCE_INTERVAL
+        : nonNegativeInteger("presenceInterval", options.presenceInterval);
+    this._presence = new LocalPresence<SseStream>(
+      {
+        count: (count) => this.emit("count", count),
+        memberJoin: (member) => this.emit("member:join", member),
+        memberLeave: (member) => this.emit("member:leave", member),
+        wantsCount: () => this.listenerCount("count") > 0,
+      },
+      interval,
+    );
     const adapter = options.adapter ?? new MemoryAdapter();
     if (adapter === null || typeof adapter !== "object" || typeof adapter.open !== "function") {
       throw new TypeError(
@@ -185,6 +222,23 @@ export class Channel<Events extends EventMap = EventMap>
   /** Subscribers currently connected. */
   get size(): number {
     return this._subs.size;
+  }
+
+  /**
+   * Subscribers of the channel: with the in-memory adapter, this process's (`size`). The `count`
+   * event tells changes.
+   */
+  get count(): number {
+    return this._presence.count;
+  }
+
+  /**
+   * The app data (`subscribe({ member })`) of up to `limit` subscribers, each once, and how many
+   * subscribers there are in all (with or without app data).
+   */
+  members(options: { limit?: number } = {}): Promise<Members> {
+    const limit = options.limit === undefined ? 100 : nonNegativeInteger("limit", options.limit);
+    return Promise.resolve(this._presence.members(limit));
   }
 
   /** `true` once `close()` was called. */
@@ -244,6 +298,7 @@ export class Channel<Events extends EventMap = EventMap>
     if (filter !== undefined && typeof filter !== "function") {
       throw new TypeError(`The "filter" option must be a function, got ${describe(filter)}`);
     }
+    const member = options.member === undefined ? undefined : serializeMember(options.member);
     if (this._closed) throw new Error(`Channel "${this.name}" is closed`);
     if (this._subs.has(stream)) {
       throw new Error(`This stream is already subscribed to channel "${this.name}"`);
@@ -270,6 +325,7 @@ export class Channel<Events extends EventMap = EventMap>
       sub!.deadline = Date.now() + this._maxLifetime * (0.8 + Math.random() * 0.2);
       this._startSweep();
     }
+    this._presence.join(stream, member);
     this.emit("join", stream);
 
     if (lastId === undefined || sub === null) return Promise.resolve();
@@ -301,6 +357,7 @@ export class Channel<Events extends EventMap = EventMap>
     this._closed = true;
     for (const stream of [...this._subs.keys()]) stream.close();
     this._stopSweep();
+    this._presence.close();
     await this._adapter.close();
   }
 
@@ -494,6 +551,7 @@ export class Channel<Events extends EventMap = EventMap>
       this._stopSweep();
       if (!this._closed) this._adapter.setActive?.(false);
     }
+    this._presence.leave(stream);
     this.emit("leave", stream, reason);
   }
 

@@ -28,4 +28,6 @@ export type {
   HistoryResult,
 } from "./adapter";
 export type { HistoryOptions } from "./history";
+export type { Members } from "./presence";
+export { MAX_MEMBER_BYTES } from "./presence";
 export type { ShutdownOptions } from "./shutdown";

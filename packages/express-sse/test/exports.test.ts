@@ -6,6 +6,7 @@ describe("public surface", () => {
     expect(Object.keys(api).sort()).toEqual([
       "Channel",
       "Frame",
+      "MAX_MEMBER_BYTES",
       "MemoryAdapter",
       "SseStream",
       "StreamClosedError",

@@ -1,0 +1,137 @@
+/**
+ * Presence of a channel: how many subscribers it has and who they are (the app data each one gave
+ * at `subscribe({ member })`), with a `count` event that is coalesced: at most one per
+ * `presenceInterval` ms per channel however many joins and leaves arrive, the first one at once,
+ * and always a last one with the exact count once things settle.
+ *
+ * This is the in-process presence, what the in-memory adapter gives: the channel's own
+ * subscribers. Counts across processes come from a distributed adapter (the plan for
+ * `@sluice/redis`: per-process member sets in Redis renewed with a TTL, so a process that dies
+ * drops out within a bound; see the package README) through the same API.
+ */
+import { describe } from "./frame";
+
+/** Largest app data of one member, serialized as JSON, in UTF-8 bytes. */
+export const MAX_MEMBER_BYTES = 1024;
+
+/** The default of `ChannelOptions.presenceInterval` (ms): at most four `count` events a second. */
+export const DEFAULT_PRESENCE_INTERVAL = 250;
+
+/**
+ * Checks and serializes a member's app data at `subscribe()`: JSON-serializable (what crosses
+ * processes is JSON) and at most {@link MAX_MEMBER_BYTES} bytes. Throws a TypeError that says why.
+ */
+export function serializeMember(member: unknown): string {
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(member);
+  } catch (error) {
+    const why = error instanceof Error ? error.message : String(error);
+    throw new TypeError(`The "member" option must be JSON-serializable: ${why}`);
+  }
+  if (json === undefined) {
+    throw new TypeError(
+      `The "member" option must be JSON-serializable, got ${describe(member)} (JSON.stringify gives nothing for it)`,
+    );
+  }
+  const bytes = Buffer.byteLength(json);
+  if (bytes > MAX_MEMBER_BYTES) {
+    throw new TypeError(
+      `The "member" option is ${bytes} bytes as JSON; at most ${MAX_MEMBER_BYTES} (it is app data such as { user: "ann" }, kept per subscriber)`,
+    );
+  }
+  return json;
+}
+
+/** What a channel hears from its presence. */
+export interface PresenceEvents {
+  count(count: number): void;
+  memberJoin(member: unknown): void;
+  memberLeave(member: unknown): void;
+  /** Whether anyone listens to `count` (no timer runs otherwise). */
+  wantsCount(): boolean;
+}
+
+/** `Channel#members()`: the first `limit` members' app data, and how many subscribers in all. */
+export interface Members {
+  /** Subscribers in all, with or without app data. */
+  readonly total: number;
+  /** The app data of up to `limit` subscribers that gave one, each once. */
+  readonly members: unknown[];
+}
+
+/** The presence of one channel's subscribers in this process. */
+export class LocalPresence<K> {
+  /** App data (JSON) by subscriber, for those that gave one. */
+  private readonly _members = new Map<K, string>();
+  private _count = 0;
+  /** The count last told through `count`, or -1 for none yet. */
+  private _told = -1;
+  private _timer: NodeJS.Timeout | undefined = undefined;
+  /** `performance.now()` of the last `count` told. */
+  private _toldAt = -Infinity;
+
+  constructor(
+    private readonly _events: PresenceEvents,
+    private readonly _interval: number,
+  ) {}
+
+  get count(): number {
+    return this._count;
+  }
+
+  join(key: K, member: string | undefined): void {
+    this._count++;
+    if (member !== undefined) {
+      this._members.set(key, member);
+      this._events.memberJoin(JSON.parse(member));
+    }
+    this._changed();
+  }
+
+  leave(key: K): void {
+    this._count--;
+    const member = this._members.get(key);
+    if (member !== undefined) {
+      this._members.delete(key);
+      this._events.memberLeave(JSON.parse(member));
+    }
+    this._changed();
+  }
+
+  members(limit: number): Members {
+    const members: unknown[] = [];
+    for (const json of this._members.values()) {
+      if (members.length >= limit) break;
+      members.push(JSON.parse(json));
+    }
+    return { total: this._count, members };
+  }
+
+  close(): void {
+    clearTimeout(this._timer);
+    this._timer = undefined;
+  }
+
+  /** The count changed: told at once if the last `count` is older than the interval, else later. */
+  private _changed(): void {
+    if (this._timer !== undefined || !this._events.wantsCount()) return;
+    const wait = this._toldAt + this._interval - performance.now();
+    if (wait <= 0) {
+      this._tell();
+      return;
+    }
+    this._timer = setTimeout(() => {
+      this._timer = undefined;
+      this._tell();
+    }, wait);
+  }
+
+  private _tell(): void {
+    if (this._count === this._told) return;
+    this._told = this._count;
+    this._toldAt = performance.now();
+    this._events.count(this._count);
+    // Changes while this was being told (or right after) get a trailing `count` in their turn.
+  }
+}
