@@ -27,7 +27,9 @@ describe("the built package", () => {
       "-e",
       "import * as m from '@sluice/express-sse'; console.log(Object.keys(m).sort().join())",
     ]);
-    expect(cjs.trim()).toBe("Channel,Frame,MemoryAdapter,SseStream,StreamClosedError,shutdown,sse");
+    expect(cjs.trim()).toBe(
+      "Channel,Frame,MAX_MEMBER_BYTES,MemoryAdapter,SseStream,StreamClosedError,shutdown,sse",
+    );
     expect(esm.trim()).toBe(cjs.trim());
     const testing = node([
       "-e",
