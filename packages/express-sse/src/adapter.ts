@@ -70,7 +70,38 @@ export interface AdapterReset {
   readonly newestId: string | undefined;
 }
 
+/** A change of a channel's presence across processes (see {@link AdapterPresence}). */
+export interface PresenceUpdate {
+  /** Subscribers in every process. */
+  readonly total: number;
+  /** App data (JSON) of members that joined in other processes since the last update. */
+  readonly joined: readonly string[];
+  /** App data (JSON) of members that left in other processes since the last update. */
+  readonly left: readonly string[];
+}
+
+/**
+ * Presence across processes, for a distributed adapter (optional: without it a channel's presence
+ * is its own subscribers). The channel tells it this process's subscribers; the adapter combines
+ * every process's and tells the channel the total and the members that came and went elsewhere.
+ */
+export interface AdapterPresence {
+  /**
+   * This process's subscribers of the channel: how many, and the app data (JSON) of those that
+   * gave one, by a key unique per subscriber in this process. Called after changes, at most once
+   * per `presenceInterval`. Resolves with the total, or rejects if the store failed (the channel
+   * reports it and calls again at the next change).
+   */
+  set(count: number, members: ReadonlyMap<string, string>): Promise<number>;
+  /** Changes made by other processes, while the channel is active. One watcher. */
+  watch(onUpdate: (update: PresenceUpdate) => void): void;
+  /** The app data of up to `limit` members of every process, and the total. */
+  members(limit: number): Promise<{ readonly total: number; readonly members: readonly string[] }>;
+}
+
 export interface AdapterChannel {
+  /** Presence across processes (optional; see {@link AdapterPresence}). */
+  readonly presence?: AdapterPresence;
   publish(event: AdapterPublish): Promise<string>;
   listen(onEvent: (event: AdapterEvent) => void, onReset?: (reset: AdapterReset) => void): void;
   /** This process has subscribers on the channel (`true`) or none left (`false`). */

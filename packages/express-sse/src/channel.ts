@@ -213,6 +213,13 @@ export class Channel<Events extends EventMap = EventMap>
       );
     }
     this._adapter = adapter.open(name, { history });
+    if (this._adapter.presence !== undefined) {
+      this._presence.attach(this._adapter.presence, (error) =>
+        this._report(
+          new Error(`Presence of channel "${name}": ${error.message}`, { cause: error }),
+        ),
+      );
+    }
     this._adapter.listen(
       (event) => this._deliver(event),
       (reset) => this._resetLive(reset),
@@ -238,7 +245,7 @@ export class Channel<Events extends EventMap = EventMap>
    */
   members(options: { limit?: number } = {}): Promise<Members> {
     const limit = options.limit === undefined ? 100 : nonNegativeInteger("limit", options.limit);
-    return Promise.resolve(this._presence.members(limit));
+    return this._presence.members(limit);
   }
 
   /** `true` once `close()` was called. */

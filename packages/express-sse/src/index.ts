@@ -24,8 +24,10 @@ export type {
   AdapterChannelOptions,
   AdapterEvent,
   AdapterPublish,
+  AdapterPresence,
   AdapterReset,
   HistoryResult,
+  PresenceUpdate,
 } from "./adapter";
 export type { HistoryOptions } from "./history";
 export type { Members } from "./presence";

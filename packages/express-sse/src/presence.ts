@@ -9,6 +9,7 @@
  * `@sluice/redis`: per-process member sets in Redis renewed with a TTL, so a process that dies
  * drops out within a bound; see the package README) through the same API.
  */
+import type { AdapterPresence } from "./adapter";
 import { describe } from "./frame";
 
 /** Largest app data of one member, serialized as JSON, in UTF-8 bytes. */
@@ -60,33 +61,65 @@ export interface Members {
   readonly members: unknown[];
 }
 
-/** The presence of one channel's subscribers in this process. */
+/**
+ * The presence of one channel: its subscribers in this process, and, when the adapter has
+ * presence across processes ({@link AdapterPresence}), the total it reports.
+ */
 export class LocalPresence<K> {
   /** App data (JSON) by subscriber, for those that gave one. */
   private readonly _members = new Map<K, string>();
+  /** This process's subscribers. */
   private _count = 0;
+  /** The adapter's presence across processes, if it has one. */
+  private _remote: AdapterPresence | undefined = undefined;
+  private _report: (error: Error) => void = () => undefined;
+  /** Subscribers in every process, as the adapter last said (with `_remote`). */
+  private _total = 0;
+  /** Keys of members for the adapter: unique per subscriber in this process. */
+  private readonly _keys = new Map<K, string>();
+  private _nextKey = 0;
   /** The count last told through `count`, or -1 for none yet. */
   private _told = -1;
   private _timer: NodeJS.Timeout | undefined = undefined;
   /** `performance.now()` of the last `count` told. */
   private _toldAt = -Infinity;
+  // Pushing this process's presence to the adapter: throttled like `count`, one call at a time.
+  private _pushTimer: NodeJS.Timeout | undefined = undefined;
+  private _pushedAt = -Infinity;
+  private _pushing = false;
+  private _dirty = false;
+  private _closed = false;
 
   constructor(
     private readonly _events: PresenceEvents,
     private readonly _interval: number,
   ) {}
 
+  /** Uses the adapter's presence across processes (called once, when the channel opens). */
+  attach(remote: AdapterPresence, report: (error: Error) => void): void {
+    this._remote = remote;
+    this._report = report;
+    remote.watch((update) => {
+      if (this._closed) return;
+      for (const member of update.joined) this._events.memberJoin(JSON.parse(member));
+      for (const member of update.left) this._events.memberLeave(JSON.parse(member));
+      this._total = update.total;
+      this._changed();
+    });
+  }
+
   get count(): number {
-    return this._count;
+    return this._remote === undefined ? this._count : this._total;
   }
 
   join(key: K, member: string | undefined): void {
     this._count++;
     if (member !== undefined) {
       this._members.set(key, member);
+      this._keys.set(key, String(++this._nextKey));
       this._events.memberJoin(JSON.parse(member));
     }
-    this._changed();
+    this._local();
   }
 
   leave(key: K): void {
@@ -94,28 +127,80 @@ export class LocalPresence<K> {
     const member = this._members.get(key);
     if (member !== undefined) {
       this._members.delete(key);
+      this._keys.delete(key);
       this._events.memberLeave(JSON.parse(member));
     }
-    this._changed();
+    this._local();
   }
 
-  members(limit: number): Members {
+  members(limit: number): Promise<Members> {
+    if (this._remote !== undefined) {
+      return this._remote.members(limit).then(({ total, members }) => ({
+        total,
+        members: members.map((json) => JSON.parse(json) as unknown),
+      }));
+    }
     const members: unknown[] = [];
     for (const json of this._members.values()) {
       if (members.length >= limit) break;
       members.push(JSON.parse(json));
     }
-    return { total: this._count, members };
+    return Promise.resolve({ total: this._count, members });
   }
 
   close(): void {
+    this._closed = true;
     clearTimeout(this._timer);
-    this._timer = undefined;
+    clearTimeout(this._pushTimer);
+    this._timer = this._pushTimer = undefined;
+  }
+
+  /** This process's subscribers changed. */
+  private _local(): void {
+    if (this._remote === undefined) this._changed();
+    else this._push();
+  }
+
+  /** Tells the adapter this process's presence: at once if not told within the interval. */
+  private _push(): void {
+    if (this._closed) return;
+    if (this._pushing) {
+      this._dirty = true; // pushed again once the call in flight is done
+      return;
+    }
+    if (this._pushTimer !== undefined) return;
+    const wait = this._pushedAt + this._interval - performance.now();
+    if (wait > 0) {
+      this._pushTimer = setTimeout(() => {
+        this._pushTimer = undefined;
+        this._push();
+      }, wait);
+      return;
+    }
+    this._pushing = true;
+    this._dirty = false;
+    this._pushedAt = performance.now();
+    const members = new Map<string, string>();
+    for (const [key, json] of this._members) members.set(this._keys.get(key)!, json);
+    this._remote!.set(this._count, members).then(
+      (total) => {
+        this._pushing = false;
+        if (this._closed) return;
+        this._total = total;
+        this._changed();
+        if (this._dirty) this._push();
+      },
+      (error: unknown) => {
+        this._pushing = false;
+        this._report(error instanceof Error ? error : new Error(String(error)));
+        if (this._dirty) this._push();
+      },
+    );
   }
 
   /** The count changed: told at once if the last `count` is older than the interval, else later. */
   private _changed(): void {
-    if (this._timer !== undefined || !this._events.wantsCount()) return;
+    if (this._closed || this._timer !== undefined || !this._events.wantsCount()) return;
     const wait = this._toldAt + this._interval - performance.now();
     if (wait <= 0) {
       this._tell();
@@ -128,10 +213,11 @@ export class LocalPresence<K> {
   }
 
   private _tell(): void {
-    if (this._count === this._told) return;
-    this._told = this._count;
+    const count = this.count;
+    if (count === this._told) return;
+    this._told = count;
     this._toldAt = performance.now();
-    this._events.count(this._count);
+    this._events.count(count);
     // Changes while this was being told (or right after) get a trailing `count` in their turn.
   }
 }

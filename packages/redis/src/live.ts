@@ -82,6 +82,10 @@ export class LiveFeed {
   onMessage(message: string, channel: string): void {
     const stream = this._host.streams.get(channel);
     if (stream === undefined || stream.live === Live.Idle) return;
+    if (message.charCodeAt(0) === 80 && message.charCodeAt(1) === 32) {
+      this._host.onPresence(stream, message); // "P …": presence, not an event (presence.ts)
+      return;
+    }
     const announcement = decodeAnnouncement(message, stream.tag);
     if (announcement === undefined) {
       undecodable(

@@ -27,6 +27,8 @@ export interface FeedHost {
   readonly streams: ReadonlyMap<string, StreamState>;
   readonly closed: boolean;
   report(error: Error): void;
+  /** A presence message (`P …`, presence.ts) on an active stream's channel. */
+  onPresence(stream: StreamState, message: string): void;
   /** Counts: events delivered (per receiver), gap reads, resets. */
   readonly counters: { delivered: number; gapReads: number; resets: number };
 }

@@ -15,6 +15,7 @@
  *   publish script), commands.ts and replies.ts (Redis commands and replies), state.ts (per
  *   stream state); client.ts, connections.ts, subscriber.ts and cluster-subscriber.ts (node-redis).
  */
+import { ChannelPresence, PresenceRegistry } from "./presence";
 import { EventEmitter } from "node:events";
 import type {
   Adapter,
@@ -65,12 +66,17 @@ class RedisChannel implements AdapterChannel, Receiver {
   active = false;
   closed = false;
 
+  readonly presence: ChannelPresence;
+
   constructor(
     private readonly _adapter: RedisAdapter,
     readonly stream: StreamState,
     readonly name: string,
     readonly bounds: Bounds,
-  ) {}
+    registry: PresenceRegistry,
+  ) {
+    this.presence = new ChannelPresence(registry, stream);
+  }
 
   publish(event: AdapterPublish): Promise<string> {
     return this._adapter._publish(this, event);
@@ -118,6 +124,7 @@ export class RedisAdapter extends EventEmitter<{ error: [error: Error] }> implem
   private readonly _links: Links;
   private readonly _streams = new Map<string, StreamState>();
   private readonly _feed: LiveFeed;
+  private readonly _presence: PresenceRegistry;
   private readonly _counters = { published: 0, delivered: 0, gapReads: 0, resets: 0 };
   private _closed = false;
   private _closing: Promise<void> | undefined = undefined;
@@ -150,7 +157,17 @@ export class RedisAdapter extends EventEmitter<{ error: [error: Error] }> implem
       },
       report: (error) => this._report(error),
       counters: this._counters,
+      onPresence: (stream, message) => {
+        for (const receiver of stream.receivers)
+          (receiver as RedisChannel).presence.onMessage(message);
+      },
     });
+    this._presence = new PresenceRegistry(
+      links.commands,
+      `${this._options.prefix}presence`,
+      this._options.presenceTtl,
+      (error) => this._report(error),
+    );
   }
 
   /**
@@ -187,7 +204,7 @@ export class RedisAdapter extends EventEmitter<{ error: [error: Error] }> implem
       stream = new StreamState(key);
       this._streams.set(key, stream);
     }
-    const channel = new RedisChannel(this, stream, name, options.history);
+    const channel = new RedisChannel(this, stream, name, options.history, this._presence);
     stream.addReceiver(channel);
     this._openChannels++;
     return channel;
@@ -213,6 +230,7 @@ export class RedisAdapter extends EventEmitter<{ error: [error: Error] }> implem
       for (const receiver of stream.receivers) (receiver as RedisChannel).closed = true;
     }
     this._streams.clear();
+    await this._presence.close();
     this._openChannels = 0;
     this._activeStreams = 0;
     await this._links.close();
@@ -236,6 +254,7 @@ export class RedisAdapter extends EventEmitter<{ error: [error: Error] }> implem
   _closeChannel(channel: RedisChannel): void {
     if (channel.closed) return;
     channel.closed = true;
+    void channel.presence.clear();
     channel.listener = undefined;
     channel.onReset = undefined;
     channel.active = false;

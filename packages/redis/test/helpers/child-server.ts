@@ -17,13 +17,19 @@ export interface ChildServer {
   output(): string;
   /** Graceful stop ("stop" over IPC), then SIGKILL if it takes more than 5 s. */
   stop(): Promise<void>;
+  /** SIGKILL: the process dies without closing anything, as in a crash. */
+  kill(): Promise<void>;
 }
 
 const running = new Set<ChildServer>();
 
 export async function startChildServer(
   name: string,
-  env: ({ REDIS_URL: string } | { REDIS_CLUSTER: string }) & { CHANNEL: string; PREFIX?: string },
+  env: ({ REDIS_URL: string } | { REDIS_CLUSTER: string }) & {
+    CHANNEL: string;
+    PREFIX?: string;
+    PRESENCE_TTL?: string;
+  },
 ): Promise<ChildServer> {
   const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", FIXTURE], {
     cwd: PACKAGE_ROOT,
@@ -65,6 +71,11 @@ export async function startChildServer(
       const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
       await exited;
       clearTimeout(timer);
+    },
+    kill: async () => {
+      running.delete(server);
+      child.kill("SIGKILL");
+      await exited;
     },
   };
   running.add(server);
