@@ -144,7 +144,7 @@ export function createApp(options: DemoOptions = {}): DemoApp {
   mountLogin(app, { secret, tokenTtlMs: streamTokenTtlMs, sessionTtlMs });
   const feeds: DemoFeeds = {
     time: mountClock(app, { sse, tickMs }),
-    clientCount: mountClientCount(app, { sse }),
+    clientCount: mountClientCount(app, { sse, adapter }),
     sse: mountDemo(app, { sse }),
     chat: mountChat(app, { sse, adapter }),
     updates: mountUpdates(app, { sse, adapter, intervalMs: [updateMin, updateMax] }),

@@ -5,6 +5,12 @@ import {
   type RedisServer,
 } from "../../../packages/redis/test/helpers/redis-server";
 import { startReplicas, stopReplicas, type Replica } from "./helpers/replicas";
+import { eventSource, record, waitFor } from "./harness";
+
+const last = (seen: string[]): number | undefined => {
+  const data = seen[seen.length - 1];
+  return data === undefined ? undefined : (JSON.parse(data) as { count: number }).count;
+};
 
 jest.setTimeout(30_000);
 
@@ -63,6 +69,21 @@ describe("the demo with REDIS_URL", () => {
       headers: { "Last-Event-ID": first.json.id! },
     });
     expect(resumed.events.map((e) => JSON.parse(e.data).text)).toEqual(["m2", "m3"]);
+  });
+
+  test("the client count covers both replicas: a client on each sees 2, then 1 when the other leaves", async () => {
+    const [a, b] = replicas as [(typeof replicas)[0], (typeof replicas)[0]];
+    const onA = eventSource(`${a.url}/api/client-count`);
+    const seenA = record(onA, "client-count");
+    await waitFor(() => last(seenA) === 1, "A's client to see 1");
+    const onB = eventSource(`${b.url}/api/client-count`);
+    const seenB = record(onB, "client-count");
+    await waitFor(() => last(seenA) === 2 && last(seenB) === 2, "both clients to see 2");
+    expect(a.app.feeds.clientCount.count).toBe(2);
+    expect(b.app.feeds.clientCount.count).toBe(2);
+    onB.close();
+    await waitFor(() => last(seenA) === 1, "A's client to see 1 after B's left");
+    onA.close();
   });
 
   test("with Redis down a POST gets 503 and a clear error: the message is not silently dropped", async () => {
