@@ -5,31 +5,12 @@
  * Redis Cluster.
  */
 import { startChildServer, stopAllChildServers, type ChildServer } from "./helpers/child-server";
-import { startRedisCluster } from "./helpers/redis-cluster";
-import { startRedisServer } from "./helpers/redis-server";
+import { backends } from "./helpers/backends";
 import { closeAllStreams, openStream, type StreamClient } from "./helpers/sse-client";
 import { waitFor } from "../../express-sse/test/helpers/server";
 
 /** The fixture's presence TTL: a SIGKILLed process is out of the counts within ~4/3 of it. */
 const PRESENCE_TTL = 1000;
-
-const backends = [
-  [
-    "a standalone Redis",
-    async () => {
-      const redis = await startRedisServer();
-      return { env: { REDIS_URL: redis.url }, dispose: () => redis.dispose() };
-    },
-  ],
-  [
-    "a Redis Cluster",
-    async () => {
-      const cluster = await startRedisCluster();
-      const env = { REDIS_CLUSTER: cluster.rootNodes.map((node) => node.url).join(",") };
-      return { env, dispose: () => cluster.dispose() };
-    },
-  ],
-] as const;
 
 interface Presence {
   count: number;

@@ -4,29 +4,10 @@
  * standalone redis-server, once on a Redis Cluster (3 primaries, 3 replicas).
  */
 import { startChildServer, stopAllChildServers, type ChildServer } from "./helpers/child-server";
-import { startRedisCluster } from "./helpers/redis-cluster";
-import { startRedisServer } from "./helpers/redis-server";
+import { backends } from "./helpers/backends";
 import { closeAllStreams, dataOf, openStream } from "./helpers/sse-client";
 import { waitFor } from "../../express-sse/test/helpers/server";
 import { compareEventIds } from "../src/codec";
-
-const backends = [
-  [
-    "a standalone Redis",
-    async () => {
-      const redis = await startRedisServer();
-      return { env: { REDIS_URL: redis.url }, dispose: () => redis.dispose() };
-    },
-  ],
-  [
-    "a Redis Cluster",
-    async () => {
-      const cluster = await startRedisCluster();
-      const env = { REDIS_CLUSTER: cluster.rootNodes.map((node) => node.url).join(",") };
-      return { env, dispose: () => cluster.dispose() };
-    },
-  ],
-] as const;
 
 describe.each(backends)("on %s", (_label, start) => {
   let dispose: () => Promise<void>;
