@@ -1,105 +1,26 @@
-import {
-  DEFAULT_PRESENCE_INTERVAL,
-  LocalPresence,
-  serializeMember,
-  type Members,
-} from "./presence";
 import { EventEmitter } from "node:events";
 import type { ServerResponse } from "node:http";
+import type { AdapterChannel, AdapterEvent, AdapterReset, HistoryResult } from "./adapter";
 import {
-  MemoryAdapter,
-  type Adapter,
-  type AdapterChannel,
-  type AdapterEvent,
-  type AdapterReset,
-  type HistoryResult,
-} from "./adapter";
+  resolveChannelOptions,
+  type ChannelOptions,
+  type ChannelStats,
+  type EventMap,
+  type SubscribeOptions,
+} from "./channel-options";
 import { Frame, describe, serializedText, validateEventName } from "./frame";
-import { resolveHistoryOptions, type HistoryOptions } from "./history";
 import { nonNegativeInteger, type Serializer } from "./options";
+import { LifetimeSweep } from "./lifetime";
+import { LocalPresence, serializeMember, type Members } from "./presence";
 import { SseStream, type StreamClosedError, type StreamOwner } from "./stream";
-import {
-  MAX_LAST_EVENT_ID,
-  Subscription,
-  lastEventIdOf,
-  resetFrame,
-  type ChannelEvent,
-} from "./subscription";
+import { MAX_LAST_EVENT_ID, Subscription, lastEventIdOf, resetFrame } from "./subscription";
 
 export type { ChannelEvent, ResetData } from "./subscription";
-
-/** Event name -> payload type. `Record<string, unknown>` (the default) allows anything. */
-export type EventMap = Record<string, unknown>;
-
-export interface SubscribeOptions {
-  /** Decides per subscriber whether an event reaches it, live and on replay. */
-  filter?: (event: ChannelEvent) => boolean;
-  /**
-   * App data that says who this subscriber is (`{ user: "ann" }`), listed by `members()` and
-   * told by the `member:join` and `member:leave` events. JSON-serializable, at most 1,024 bytes
-   * as JSON; anything else is a TypeError at `subscribe()`, and the stream is not opened.
-   */
-  member?: unknown;
-}
-
-export interface ChannelOptions {
-  /** History bounds for resume. @defaultValue `{ max: 1000, maxBytes: 4 MiB, maxAge: Infinity }` */
-  history?: HistoryOptions;
-  /** Where events are stored and how they reach other processes. @defaultValue a MemoryAdapter */
-  adapter?: Adapter;
-  /** Turns non-string payloads into event data. @defaultValue JSON.stringify */
-  serialize?: Serializer;
-  /**
-   * The inverse of `serialize`, for filters on events published by other processes (a
-   * distributed adapter carries the text, not the value). Called at most once per event, only
-   * when a filter needs it. @defaultValue JSON.parse
-   */
-  deserialize?: (text: string) => unknown;
-  /**
-   * Also accept the last event id from this query parameter (for clients that cannot send the
-   * `Last-Event-ID` header). The header wins when both are present: a reconnecting browser sends
-   * the header with its newest id, while the URL still carries the first one.
-   */
-  lastEventIdQuery?: string;
-  /**
-   * Close each subscriber's stream after this many ms (times a random 0.8-1.0, so reconnects
-   * spread out), so clients rebalance across instances and re-authenticate. They resume with no
-   * loss through Last-Event-ID.
-   */
-  maxLifetime?: number;
-  /** `retry` hint (ms) sent just before a `maxLifetime` close. @defaultValue 1000 */
-  lifetimeRetry?: number;
-  /**
-   * At most one `count` event per this many ms (the first change is told at once, the last one
-   * always follows). `0`: one per change. @defaultValue 250
-   */
-  presenceInterval?: number;
-}
-
-/** Counters of a channel since it was created. Cheap: plain increments on paths already taken. */
-export interface ChannelStats {
-  subscribers: number;
-  /**
-   * Events the channel received from its adapter: every event published on it, from any process,
-   * while it has local subscribers (a distributed adapter delivers nothing to a channel without
-   * subscribers in this process; the in-memory adapter delivers every event).
-   */
-  events: number;
-  /** Bytes written to subscribers (each copy counted). */
-  bytes: number;
-  /** Subscribers disconnected for passing `maxBufferedBytes`. */
-  slowClientsDropped: number;
-  /** Subscribers that resumed from history after `Last-Event-ID`. */
-  resumes: number;
-  /** Subscribers that got `event: reset`. */
-  resets: number;
-}
+export type { ChannelOptions, ChannelStats, EventMap, SubscribeOptions } from "./channel-options";
 
 type PublishArgs<Events extends EventMap, E extends keyof Events & string> = E extends "message"
   ? [data: Events[E], options?: { event?: E }]
   : [data: Events[E], options: { event: E }];
-
-const DEFAULT_LIFETIME_RETRY = 1000;
 
 /**
  * A named stream of events that many clients subscribe to: broadcast with one serialization per
@@ -133,8 +54,7 @@ export class Channel<Events extends EventMap = EventMap>
   /** Values deserialized for filters, by event: once per event, not once per subscriber. */
   private readonly _values = new WeakMap<AdapterEvent, unknown>();
   private readonly _query: string | undefined;
-  private readonly _maxLifetime: number;
-  private readonly _lifetimeRetry: number;
+  private readonly _lifetime: LifetimeSweep;
   /** Every subscribed stream, with its subscription state when it needs one. */
   private readonly _subs = new Map<SseStream, Subscription | null>();
   /** Events of the current tick, written together by `_flush()`. */
@@ -150,53 +70,17 @@ export class Channel<Events extends EventMap = EventMap>
     resumes: 0,
     resets: 0,
   };
-  private _sweep: NodeJS.Timeout | undefined = undefined;
   private _closed = false;
   private readonly _presence: LocalPresence<SseStream>;
 
   constructor(name: string, options: ChannelOptions = {}) {
     super();
-    if (typeof name !== "string" || name === "") {
-      throw new TypeError(`A channel name must be a non-empty string, got ${describe(name)}`);
-    }
-    if (options === null || typeof options !== "object") {
-      throw new TypeError(`Channel options must be an object, got ${describe(options)}`);
-    }
+    const resolved = resolveChannelOptions(name, options);
     this.name = name;
-    const history = resolveHistoryOptions(options.history);
-    this._serialize = options.serialize ?? JSON.stringify;
-    if (typeof this._serialize !== "function") {
-      throw new TypeError(
-        `The "serialize" option must be a function, got ${describe(this._serialize)}`,
-      );
-    }
-    this._deserialize = options.deserialize ?? JSON.parse;
-    if (typeof this._deserialize !== "function") {
-      throw new TypeError(
-        `The "deserialize" option must be a function, got ${describe(this._deserialize)}`,
-      );
-    }
-    if (
-      options.lastEventIdQuery !== undefined &&
-      (typeof options.lastEventIdQuery !== "string" || options.lastEventIdQuery === "")
-    ) {
-      throw new TypeError(`The "lastEventIdQuery" option must be a non-empty string`);
-    }
-    this._query = options.lastEventIdQuery;
-    this._maxLifetime =
-      options.maxLifetime === undefined
-        ? Infinity
-        : nonNegativeInteger("maxLifetime", options.maxLifetime);
-    if (this._maxLifetime === 0)
-      throw new RangeError('The "maxLifetime" option must be at least 1 ms');
-    this._lifetimeRetry =
-      options.lifetimeRetry === undefined
-        ? DEFAULT_LIFETIME_RETRY
-        : nonNegativeInteger("lifetimeRetry", options.lifetimeRetry);
-    const interval =
-      options.presenceInterval === undefined
-        ? DEFAULT_PRESENCE_INTERVAL
-        : nonNegativeInteger("presenceInterval", options.presenceInterval);
+    this._serialize = resolved.serialize;
+    this._deserialize = resolved.deserialize;
+    this._query = resolved.lastEventIdQuery;
+    this._lifetime = new LifetimeSweep(resolved.maxLifetime, resolved.lifetimeRetry, this._subs);
     this._presence = new LocalPresence<SseStream>(
       {
         count: (count) => this.emit("count", count),
@@ -204,15 +88,9 @@ export class Channel<Events extends EventMap = EventMap>
         memberLeave: (member) => this.emit("member:leave", member),
         wantsCount: () => this.listenerCount("count") > 0,
       },
-      interval,
+      resolved.presenceInterval,
     );
-    const adapter = options.adapter ?? new MemoryAdapter();
-    if (adapter === null || typeof adapter !== "object" || typeof adapter.open !== "function") {
-      throw new TypeError(
-        `The "adapter" option must be an Adapter (with open()), got ${describe(adapter)}`,
-      );
-    }
-    this._adapter = adapter.open(name, { history });
+    this._adapter = resolved.adapter.open(name, { history: resolved.history });
     if (this._adapter.presence !== undefined) {
       this._presence.attach(this._adapter.presence, (error) =>
         this._report(
@@ -315,7 +193,7 @@ export class Channel<Events extends EventMap = EventMap>
     if (stream.closed) return Promise.resolve(); // HEAD, or 503 past maxConnections
 
     const lastId = lastEventIdOf(stream, this._query);
-    const lifetime = this._maxLifetime !== Infinity;
+    const lifetime = this._lifetime.enabled;
     const sub =
       filter !== undefined || lastId !== undefined || lifetime
         ? new Subscription(stream, filter)
@@ -328,10 +206,7 @@ export class Channel<Events extends EventMap = EventMap>
     // the others.
     if (stream._owner === undefined) stream._owner = this;
     else stream.onClose((reason) => this._leave(stream, reason));
-    if (lifetime) {
-      sub!.deadline = Date.now() + this._maxLifetime * (0.8 + Math.random() * 0.2);
-      this._startSweep();
-    }
+    if (lifetime) this._lifetime.add(sub!);
     this._presence.join(stream, member);
     this.emit("join", stream);
 
@@ -363,7 +238,7 @@ export class Channel<Events extends EventMap = EventMap>
     if (this._closed) return;
     this._closed = true;
     for (const stream of [...this._subs.keys()]) stream.close();
-    this._stopSweep();
+    this._lifetime.stop();
     this._presence.close();
     await this._adapter.close();
   }
@@ -555,34 +430,11 @@ export class Channel<Events extends EventMap = EventMap>
     if (sub !== null) sub.pending = undefined; // ends a replay in progress
     if (reason.type === "max-buffered-bytes") this._stats.slowClientsDropped++;
     if (this._subs.size === 0) {
-      this._stopSweep();
+      this._lifetime.stop();
       if (!this._closed) this._adapter.setActive?.(false);
     }
     this._presence.leave(stream);
     this.emit("leave", stream, reason);
-  }
-
-  /** One unref'd timer per channel (not per subscriber) enforces `maxLifetime`. */
-  private _startSweep(): void {
-    if (this._sweep !== undefined) return;
-    const every = Math.max(10, Math.min(1000, Math.floor(this._maxLifetime / 20)));
-    this._sweep = setInterval(channelOnSweep, every, this);
-    this._sweep.unref();
-  }
-
-  private _stopSweep(): void {
-    if (this._sweep === undefined) return;
-    clearInterval(this._sweep);
-    this._sweep = undefined;
-  }
-
-  /** @internal */
-  _expire(now: number): void {
-    for (const [stream, sub] of this._subs) {
-      if (sub?.deadline === undefined || sub.deadline > now) continue;
-      stream.retry(this._lifetimeRetry);
-      stream._end("max-lifetime");
-    }
   }
 
   private _report(err: unknown): void {
@@ -593,10 +445,6 @@ export class Channel<Events extends EventMap = EventMap>
     // A string, not the Error: emitWarning rejects Errors from another realm (jest, vm).
     else process.emitWarning(error.message, { type: "SluiceChannelWarning", detail: error.stack });
   }
-}
-
-function channelOnSweep(channel: Channel): void {
-  channel._expire(Date.now());
 }
 
 function isPromise<T>(value: T | Promise<T>): value is Promise<T> {

@@ -66,8 +66,11 @@ export interface Members {
  * presence across processes ({@link AdapterPresence}), the total it reports.
  */
 export class LocalPresence<K> {
-  /** App data (JSON) by subscriber, for those that gave one. */
-  private readonly _members = new Map<K, string>();
+  /**
+   * Subscribers that gave app data: its JSON, and the key the adapter knows the member by
+   * (unique per subscriber in this process).
+   */
+  private readonly _members = new Map<K, { readonly key: string; readonly json: string }>();
   /** This process's subscribers. */
   private _count = 0;
   /** The adapter's presence across processes, if it has one. */
@@ -75,8 +78,6 @@ export class LocalPresence<K> {
   private _report: (error: Error) => void = () => undefined;
   /** Subscribers in every process, as the adapter last said (with `_remote`). */
   private _total = 0;
-  /** Keys of members for the adapter: unique per subscriber in this process. */
-  private readonly _keys = new Map<K, string>();
   private _nextKey = 0;
   /** The count last told through `count`, or -1 for none yet. */
   private _told = -1;
@@ -115,8 +116,7 @@ export class LocalPresence<K> {
   join(key: K, member: string | undefined): void {
     this._count++;
     if (member !== undefined) {
-      this._members.set(key, member);
-      this._keys.set(key, String(++this._nextKey));
+      this._members.set(key, { key: String(++this._nextKey), json: member });
       this._events.memberJoin(JSON.parse(member));
     }
     this._local();
@@ -127,8 +127,7 @@ export class LocalPresence<K> {
     const member = this._members.get(key);
     if (member !== undefined) {
       this._members.delete(key);
-      this._keys.delete(key);
-      this._events.memberLeave(JSON.parse(member));
+      this._events.memberLeave(JSON.parse(member.json));
     }
     this._local();
   }
@@ -141,7 +140,7 @@ export class LocalPresence<K> {
       }));
     }
     const members: unknown[] = [];
-    for (const json of this._members.values()) {
+    for (const { json } of this._members.values()) {
       if (members.length >= limit) break;
       members.push(JSON.parse(json));
     }
@@ -181,7 +180,7 @@ export class LocalPresence<K> {
     this._dirty = false;
     this._pushedAt = performance.now();
     const members = new Map<string, string>();
-    for (const [key, json] of this._members) members.set(this._keys.get(key)!, json);
+    for (const { key, json } of this._members.values()) members.set(key, json);
     this._remote!.set(this._count, members).then(
       (total) => {
         this._pushing = false;

@@ -21,6 +21,8 @@ import type { AdapterPresence, PresenceUpdate } from "@sluice/express-sse";
 import { randomBytes } from "node:crypto";
 import type { Connection } from "./client";
 import { flat } from "./keys";
+import { asRecord, asString } from "./replies";
+import { compactScript } from "./scripts";
 import type { StreamState } from "./state";
 
 const PRESENCE_SOURCE = `
@@ -54,21 +56,14 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
 `;
 
-const compact = (source: string): string =>
-  source
-    .split("\n")
-    .map((line) => line.trim())
-    .filter((line) => line !== "")
-    .join("\n");
-
 /**
  * KEYS[1] presence hash, KEYS[2] the channel's pub/sub channel. ARGV[1] field, ARGV[2] value (""
  * deletes the field), ARGV[3] the hash's TTL in ms, ARGV[4] changes (`+json` / `-json` lines),
  * ARGV[5] unused, ARGV[6…] dead process ids. Returns `{seq, total}`.
  */
-export const PRESENCE_SCRIPT = compact(PRESENCE_SOURCE);
+export const PRESENCE_SCRIPT = compactScript(PRESENCE_SOURCE);
 /** KEYS[1] registry. ARGV[1] process id, ARGV[2] TTL in ms ("0": leave), ARGV[3] grace in ms. Returns the dead ids. */
-export const REGISTRY_SCRIPT = compact(REGISTRY_SOURCE);
+export const REGISTRY_SCRIPT = compactScript(REGISTRY_SOURCE);
 
 /** The presence hash of stream key `stream`. */
 export function presenceKey(stream: string): string {
@@ -201,22 +196,13 @@ export class ChannelPresence implements AdapterPresence {
 
   async members(limit: number): Promise<{ total: number; members: string[] }> {
     const key = presenceKey(this._stream.key);
-    const reply = (await this._registry.commands.send(key, ["HGETALL", key])) as unknown;
-    const entries: Array<[string, string]> = [];
-    if (Array.isArray(reply)) {
-      for (let i = 0; i + 1 < reply.length; i += 2)
-        entries.push([String(reply[i]), String(reply[i + 1])]);
-    } else if (reply instanceof Map) {
-      for (const [k, v] of reply) entries.push([String(k), String(v)]);
-    } else if (reply !== null && typeof reply === "object") {
-      for (const [k, v] of Object.entries(reply)) entries.push([k, String(v)]);
-    }
+    const hash = asRecord(await this._registry.commands.send(key, ["HGETALL", key]));
     const dead = new Set(this._registry.dead);
     let total = 0;
     const members: string[] = [];
-    for (const [field, value] of entries) {
+    for (const [field, value] of Object.entries(hash)) {
       if (field === "#" || dead.has(field.slice(0, field.indexOf(".")))) continue;
-      const lines = value.split("\n");
+      const lines = asString(value).split("\n");
       total += Number(lines[0]);
       for (let i = 1; i < lines.length && members.length < limit; i++) members.push(lines[i]!);
     }

@@ -57,8 +57,13 @@ redis.call('SPUBLISH', KEYS[1], id .. ' ' .. prev .. ' ' .. flags .. ARGV[5] .. 
 return id
 `;
 
-/** The script as sent: without indentation and comments, so each `EVAL` carries fewer bytes. */
-export const PUBLISH_SCRIPT = SOURCE.split("\n")
-  .map((line) => line.trim())
-  .filter((line) => line !== "" && !line.startsWith("--"))
-  .join("\n");
+/** A Lua script as sent: without indentation and comments, so each `EVAL` carries fewer bytes. */
+export function compactScript(source: string): string {
+  return source
+    .split("\n")
+    .map((line) => line.trim())
+    .filter((line) => line !== "" && !line.startsWith("--"))
+    .join("\n");
+}
+
+export const PUBLISH_SCRIPT = compactScript(SOURCE);
