@@ -6,8 +6,9 @@
  * `Channel` of each process (`<process id>.<n>`) holding `<count>\n<member JSON>\n…`, and `#`, a
  * sequence number. A change is one script on that slot (PRESENCE_SCRIPT): write the field, drop
  * the fields of dead processes, sum the counts, and announce `P <seq> <total> <field>\n<changes>`
- * on the channel's pub/sub channel, where the processes that have subscribers hear it. Writes are
- * throttled by the channel (`presenceInterval`), so many joins are a few scripts.
+ * on the channel's pub/sub channel, where the processes that have subscribers hear it, with the
+ * members of the dead processes' dropped fields as leaves (so no ghost stays in a member list).
+ * Writes are throttled by the channel (`presenceInterval`), so many joins are a few scripts.
  *
  * Liveness: one registry of processes per adapter prefix (a sorted set scored by expiry in Redis's
  * clock), renewed by each process every `presenceTtl / 3`: one command per period, whatever the
@@ -31,11 +32,13 @@ local dead = {}
 for i = 6, #ARGV do dead[ARGV[i]] = true end
 local all = redis.call('HGETALL', KEYS[1])
 local total = 0
+local gone = {}
 for i = 1, #all, 2 do
   local field = all[i]
   if field ~= '#' then
     if dead[string.match(field, '^[^.]+')] then
       redis.call('HDEL', KEYS[1], field)
+      for member in string.gmatch(all[i + 1], '\\n([^\\n]+)') do gone[#gone + 1] = '~' .. member end
     else
       total = total + tonumber(string.match(all[i + 1], '^%d+'))
     end
@@ -43,26 +46,36 @@ for i = 1, #all, 2 do
 end
 local seq = redis.call('HINCRBY', KEYS[1], '#', 1)
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
-redis.call('SPUBLISH', KEYS[2], 'P ' .. seq .. ' ' .. total .. ' ' .. ARGV[1] .. '\\n' .. ARGV[4])
-return {seq, total}
+gone = table.concat(gone, '\\n')
+redis.call('SPUBLISH', KEYS[2], 'P ' .. seq .. ' ' .. total .. ' ' .. ARGV[1] .. '\\n' .. ARGV[4] .. '\\n' .. gone)
+return {seq, total, gone}
 `;
 
 const REGISTRY_SOURCE = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local was = redis.call('ZSCORE', KEYS[1], ARGV[1])
+local state = 'live'
+if not was then state = 'new' elseif tonumber(was) < now then state = 'dead' end
 if ARGV[2] == '0' then redis.call('ZREM', KEYS[1], ARGV[1]) else redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1]) end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[3]))
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
+local reply = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
+table.insert(reply, 1, state)
+return reply
 `;
 
 /**
  * KEYS[1] presence hash, KEYS[2] the channel's pub/sub channel. ARGV[1] field, ARGV[2] value (""
  * deletes the field), ARGV[3] the hash's TTL in ms, ARGV[4] changes (`+json` / `-json` lines),
- * ARGV[5] unused, ARGV[6…] dead process ids. Returns `{seq, total}`.
+ * ARGV[5] unused, ARGV[6…] dead process ids. Returns `{seq, total, gone}`, gone being the members
+ * of the dead processes' fields it dropped (`~json` lines, also in the announcement).
  */
 export const PRESENCE_SCRIPT = compactScript(PRESENCE_SOURCE);
-/** KEYS[1] registry. ARGV[1] process id, ARGV[2] TTL in ms ("0": leave), ARGV[3] grace in ms. Returns the dead ids. */
+/**
+ * KEYS[1] registry. ARGV[1] process id, ARGV[2] TTL in ms ("0": leave), ARGV[3] grace in ms.
+ * Returns what the entry was before (`new`: absent, `dead`: expired, `live`), then the dead ids.
+ */
 export const REGISTRY_SCRIPT = compactScript(REGISTRY_SOURCE);
 
 /** The presence hash of stream key `stream`. */
@@ -78,6 +91,10 @@ export class PresenceRegistry {
   private readonly _channels = new Set<ChannelPresence>();
   private _timer: NodeJS.Timeout | undefined = undefined;
   private _closed = false;
+  /** Whether the entry was written once: absent after that means it expired and was removed. */
+  private _registered = false;
+  /** Renewals left before the fields are written once more after a revival (0: none due). */
+  private _againIn = 0;
 
   constructor(
     private readonly _commands: Connection,
@@ -112,9 +129,9 @@ export class PresenceRegistry {
   /** Renews this process's entry; a death seen for the first time recomputes every channel. */
   async renew(): Promise<void> {
     if (this._closed || !this._commands.ready) return;
-    let dead: string[];
+    let reply: string[];
     try {
-      const reply = await this._commands.send(this._key, [
+      const answer = await this._commands.send(this._key, [
         "EVAL",
         REGISTRY_SCRIPT,
         "1",
@@ -123,17 +140,32 @@ export class PresenceRegistry {
         String(this.ttl),
         String(this.grace),
       ]);
-      dead = (reply as unknown[]).map(String);
+      reply = (answer as unknown[]).map(String);
     } catch (error) {
       this._report(new Error(`Renewing presence failed: ${String(error)}`, { cause: error }));
       return;
     }
+    const [state, ...dead] = reply;
     const known = new Set(this.dead);
     this.dead = dead.filter((id) => id !== this.processId);
     const news = this.dead.some((id) => !known.has(id));
-    // Seen as dead by the others (Redis was away longer than the TTL): our fields are gone.
-    const revived = dead.includes(this.processId);
-    if (news || revived) for (const presence of this._channels) presence.resend();
+    // Our entry had expired (Redis or the network was away longer than the TTL): the others may
+    // have dropped our fields, so write them again, and once more two renewals later, when every
+    // process's list of the dead no longer has us (one that still did could drop them meanwhile).
+    const revived = state === "dead" || (state === "new" && this._registered);
+    this._registered = true;
+    if (revived) this._againIn = 2;
+    else if (this._againIn > 0 && --this._againIn === 0) {
+      for (const presence of this._channels) presence.resend();
+      return;
+    }
+    if (news || revived) {
+      for (const presence of this._channels) presence.resend();
+      return;
+    }
+    // A hash that no one wrote for a while expires at `grace`: keep ours alive before that.
+    const now = performance.now();
+    for (const presence of this._channels) presence.keepAlive(now, this.grace / 2);
   }
 
   /** Leaves the registry and removes every field of this process (graceful close). */
@@ -169,6 +201,9 @@ export class ChannelPresence implements AdapterPresence {
   private _watcher: ((update: PresenceUpdate) => void) | undefined = undefined;
   /** The newest `#` applied: replies and messages can arrive in either order. */
   private _seq = 0;
+  /** `performance.now()` when the hash's TTL was last set (by a write or `keepAlive`). */
+  private _aliveAt = 0;
+  private _touching = false;
 
   constructor(
     private readonly _registry: PresenceRegistry,
@@ -185,8 +220,12 @@ export class ChannelPresence implements AdapterPresence {
     this._value = count === 0 ? "" : [String(count), ...members.values()].join("\n");
     if (this._value !== "") this._registry.add(this);
     else this._registry.remove(this);
-    const { seq, total } = await this._run(changes.join("\n"));
-    if (seq > this._seq) this._seq = seq;
+    const { seq, total, gone } = await this._run(changes.join("\n"));
+    // Members of dead processes this call dropped: told here unless the message came first.
+    if (seq > this._seq) {
+      this._seq = seq;
+      if (gone.length > 0) this._watcher?.({ total, joined: [], left: gone });
+    }
     return total;
   }
 
@@ -209,7 +248,10 @@ export class ChannelPresence implements AdapterPresence {
     return { total, members };
   }
 
-  /** A `P` message on the channel: another `Channel`'s change (own ones are in `set`'s reply). */
+  /**
+   * A `P` message on the channel: a change (`+json` joined, `-json` left; own ones are known
+   * already) and the members of dead processes it dropped (`~json`, told whoever dropped them).
+   */
   onMessage(message: string): void {
     const newline = message.indexOf("\n");
     const [, seqText, totalText, sender] = message
@@ -220,10 +262,14 @@ export class ChannelPresence implements AdapterPresence {
     this._seq = seq;
     const joined: string[] = [];
     const left: string[] = [];
-    if (sender !== this.field && newline !== -1) {
+    if (newline !== -1) {
+      const own = sender === this.field;
       for (const line of message.slice(newline + 1).split("\n")) {
-        if (line.startsWith("+")) joined.push(line.slice(1));
-        else if (line.startsWith("-")) left.push(line.slice(1));
+        const kind = line.charCodeAt(0);
+        if (kind === 126 /* ~ */) left.push(line.slice(1));
+        else if (own) continue;
+        else if (kind === 43 /* + */) joined.push(line.slice(1));
+        else if (kind === 45 /* - */) left.push(line.slice(1));
       }
     }
     this._watcher({ total: Number(totalText), joined, left });
@@ -232,13 +278,34 @@ export class ChannelPresence implements AdapterPresence {
   /** Writes this channel's field again (a process died, or this one was thought dead). */
   resend(): void {
     this._run("").then(
-      ({ seq, total }) => {
+      ({ seq, total, gone }) => {
         if (seq <= this._seq || this._watcher === undefined) return;
         this._seq = seq;
-        this._watcher({ total, joined: [], left: [] });
+        this._watcher({ total, joined: [], left: gone });
       },
       () => undefined, // the next renewal or change tries again
     );
+  }
+
+  /**
+   * Sets the hash's TTL again if it was last set more than `age` ms ago, so that a channel whose
+   * subscribers don't change keeps its presence; if the hash is gone (it expired all the same, or
+   * was deleted), writes the field again.
+   */
+  keepAlive(now: number, age: number): void {
+    if (this._touching || now - this._aliveAt < age || this._value === "") return;
+    this._touching = true;
+    const key = presenceKey(this._stream.key);
+    this._registry.commands
+      .send(key, ["PEXPIRE", key, String(this._registry.grace)])
+      .then(
+        (reply) => {
+          this._aliveAt = now;
+          if (Number(reply) === 0) this.resend();
+        },
+        () => undefined, // the next renewal tries again
+      )
+      .finally(() => (this._touching = false));
   }
 
   /** Removes this channel's field (its Channel or the adapter closes). */
@@ -251,8 +318,9 @@ export class ChannelPresence implements AdapterPresence {
     await this._run(left).catch(() => undefined);
   }
 
-  private async _run(changes: string): Promise<{ seq: number; total: number }> {
+  private async _run(changes: string): Promise<{ seq: number; total: number; gone: string[] }> {
     const key = presenceKey(this._stream.key);
+    this._aliveAt = performance.now();
     const reply = (await this._registry.commands.send(key, [
       "EVAL",
       PRESENCE_SCRIPT,
@@ -266,6 +334,11 @@ export class ChannelPresence implements AdapterPresence {
       "",
       ...this._registry.dead,
     ])) as unknown[];
-    return { seq: Number(reply[0]), total: Number(reply[1]) };
+    const gone = asString(reply[2] ?? "");
+    return {
+      seq: Number(reply[0]),
+      total: Number(reply[1]),
+      gone: gone === "" ? [] : gone.split("\n").map((line) => line.slice(1)),
+    };
   }
 }

@@ -22,6 +22,13 @@ async function presenceOf(server: ChildServer): Promise<Presence> {
   return (await (await fetch(`${server.url}/presence`)).json()) as Presence;
 }
 
+/** The users in the `join` or `leave` events a client received, in order. */
+function usersIn(client: StreamClient, event: "join" | "leave"): string[] {
+  return client.events
+    .filter((e) => e.event === event)
+    .map((e) => (JSON.parse(e.data) as { user: string }).user);
+}
+
 /** The last `count` event a client received, or undefined. */
 function lastCount(client: StreamClient): number | undefined {
   const counts = client.events.filter((e) => e.event === "count");
@@ -97,6 +104,15 @@ describe.each(backends)("on %s", (_label, start) => {
       "cid",
       "dan",
     ]);
+    // Every remaining client, on either process, heard that eve left, once.
+    await waitFor(
+      () => clients.slice(0, 4).every((client) => usersIn(client, "leave").length > 0),
+      {
+        timeout: 10_000,
+        what: "every remaining client to hear a leave",
+      },
+    );
+    for (const client of clients.slice(0, 4)) expect(usersIn(client, "leave")).toEqual(["eve"]);
   }, 60_000);
 
   test("SIGKILL of one process: the other's count drops to its own clients within the TTL bound", async () => {
@@ -121,6 +137,12 @@ describe.each(backends)("on %s", (_label, start) => {
     // Dead once its entry expires (TTL), seen at A's next renewal (TTL / 3), plus the coalescing.
     expect(tookMs).toBeLessThan(PRESENCE_TTL * 2 + 1000);
     expect((await presenceOf(a)).members.map((m) => m.user).sort()).toEqual(["ann", "bob"]);
+    // The killed process's members are announced as leaves (no ghost in a member list), once each.
+    await waitFor(() => onA.every((client) => usersIn(client, "leave").length === 3), {
+      timeout: 10_000,
+      what: "A's clients to hear b1, b2 and b3 leave",
+    });
+    for (const client of onA) expect(usersIn(client, "leave").sort()).toEqual(["b1", "b2", "b3"]);
     console.log(
       `presence: a SIGKILLed process left the counts ${tookMs} ms after the kill (presenceTtl ${PRESENCE_TTL} ms)`,
     );

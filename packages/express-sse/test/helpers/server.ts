@@ -64,11 +64,11 @@ export function rawRequest(
 
 /** Resolves when `predicate()` is true, polling every few ms; rejects after `timeout` ms. */
 export async function waitFor(
-  predicate: () => boolean,
+  predicate: () => boolean | Promise<boolean>,
   { timeout = 5000, interval = 5, what = "condition" } = {},
 ): Promise<void> {
   const deadline = Date.now() + timeout;
-  while (!predicate()) {
+  while (!(await predicate())) {
     if (Date.now() > deadline) throw new Error(`Timed out after ${timeout} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, interval));
   }
