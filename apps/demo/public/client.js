@@ -153,7 +153,9 @@ $("sse-replay").addEventListener("click", () => {
 
 // ---------------------------------------------------------------------------------------------
 // Chat: messages arrive over /api/chat (resumed after a drop via Last-Event-ID, by the browser);
-// sending is a plain POST.
+// sending is a plain POST. The stream carries the page's name (?user=), so the server lists it in
+// `members` events (who is here, in every replica); a new name reopens the stream, resuming after
+// the last message seen (?lastEventId=), so nothing is missed or shown twice.
 // ---------------------------------------------------------------------------------------------
 const chatList = $("chat-messages");
 const chatForm = $("chat-form");
@@ -170,8 +172,49 @@ function addChatItem(li) {
   if (atBottom) chatList.scrollTop = chatList.scrollHeight;
 }
 
-track("chat", new EventSource("/api/chat"), {
+const chatMembers = $("chat-members");
+const USER_KEY = "sluice-demo-user";
+/** The name the open chat stream carries, and the id of the last message it delivered. */
+let chatAs = "";
+let chatLastId = "";
+
+/** Who is here: each name once (with its number of tabs), and how many others. */
+function showMembers({ total, users }) {
+  const tabs = new Map();
+  for (const user of users) tabs.set(user, (tabs.get(user) ?? 0) + 1);
+  const items = [...tabs].map(([user, n]) => {
+    const li = document.createElement("li");
+    li.textContent = user; // textContent: names are user text
+    if (user === chatAs) li.dataset.self = "";
+    if (n > 1) {
+      const more = document.createElement("span");
+      more.className = "tabs";
+      more.textContent = `×${n}`;
+      li.append(more);
+    }
+    return li;
+  });
+  chatMembers.replaceChildren(...items);
+  $("chat-here-count").textContent = String(total);
+  // Clients without a name, and named ones past the server's first MEMBERS_SHOWN.
+  const others = total - users.length;
+  $("chat-anonymous").textContent = others > 0 ? `+ ${others} more` : "";
+}
+
+function openChat() {
+  closeSource("chat");
+  chatAs = chatUser.value.trim();
+  const params = new URLSearchParams();
+  if (chatAs) params.set("user", chatAs);
+  if (chatLastId) params.set("lastEventId", chatLastId);
+  const query = params.toString();
+  track("chat", new EventSource(`/api/chat${query ? `?${query}` : ""}`), chatHandlers);
+}
+
+const chatHandlers = {
+  members: showMembers,
   message({ user, text, at }, e) {
+    chatLastId = e.lastEventId;
     const li = document.createElement("li");
     li.dataset.id = e.lastEventId;
     const who = document.createElement("span");
@@ -186,15 +229,17 @@ track("chat", new EventSource("/api/chat"), {
     li.append(who, body, time);
     addChatItem(li);
   },
-  reset() {
+  reset(_data, e) {
+    chatLastId = e.lastEventId;
     const li = document.createElement("li");
     li.className = "notice";
     li.textContent = "Some messages were missed while disconnected.";
     addChatItem(li);
   },
-});
+};
 
-chatUser.value = localStorage.getItem("sluice-demo-user") ?? "";
+chatUser.value = localStorage.getItem(USER_KEY) ?? "";
+openChat();
 
 chatForm.addEventListener("submit", async (e) => {
   e.preventDefault();
@@ -207,8 +252,9 @@ chatForm.addEventListener("submit", async (e) => {
       body: JSON.stringify({ user: chatUser.value, text: chatText.value }),
     });
     if (res.ok) {
-      localStorage.setItem("sluice-demo-user", chatUser.value);
+      localStorage.setItem(USER_KEY, chatUser.value);
       chatText.value = "";
+      if (chatUser.value.trim() !== chatAs) openChat(); // be listed under the new name
     } else {
       const body = await res.json().catch(() => ({}));
       chatError.textContent = body.error ?? `HTTP ${res.status}`;

@@ -61,6 +61,9 @@ describe("demo app", () => {
       "chat-text",
       "chat-messages",
       "chat-error",
+      "chat-members",
+      "chat-here-count",
+      "chat-anonymous",
       "ticker-chart",
       "progress-bar",
       "progress-start",
@@ -93,11 +96,12 @@ describe("demo app", () => {
     for (const id of ids) expect(page.text).toContain(`id="${id}"`);
     const script = await request(app).get("/client.js").expect(200);
     expect(script.headers["content-type"]).toMatch(/javascript/);
-    for (const path of ["/api/time", "/api/client-count", "/sse", "/api/chat", "/api/updates"]) {
+    for (const path of ["/api/time", "/api/client-count", "/sse", "/api/updates"]) {
       expect(script.text).toContain(`new EventSource("${path}")`);
     }
     expect(script.text).toContain('new EventSource("/api/ticker")');
     expect(script.text).toContain('new EventSource("/api/progress")');
+    expect(script.text).toContain("new EventSource(`/api/chat${query ? `?${query}` : \"\"}`)");
     expect(script.text).toContain("new EventSource(`/api/me/events?${query}`)");
   });
 

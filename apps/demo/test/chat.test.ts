@@ -1,7 +1,12 @@
 import request from "supertest";
 import { collectEvents } from "@sluice/express-sse/testing";
-import { CHAT_ERRORS, checkChatMessage } from "../src/feeds/chat";
-import { delay, disposeAll, eventSource, listen, makeApp, waitFor } from "./harness";
+import {
+  CHAT_ERRORS,
+  MEMBERS_INTERVAL_MS,
+  MEMBERS_SHOWN,
+  checkChatMessage,
+} from "../src/feeds/chat";
+import { delay, disposeAll, eventSource, listen, makeApp, record, waitFor } from "./harness";
 import type { DemoApp } from "../src/app";
 
 afterEach(disposeAll);
@@ -299,5 +304,89 @@ describe("GET /api/chat", () => {
     expect(texts).toEqual(["before-1", "before-2", "missed-1", "missed-2", "after"]);
     expect(new Set(seenIds).size).toBe(5);
     expect(app.feeds.chat.channel.stats().resumes).toBe(1);
+  });
+});
+
+describe("GET /api/chat?user=: who is in the chat", () => {
+  type Members = { total: number; users: string[] };
+  const lastMembers = (seen: string[]): Members | undefined =>
+    seen.length === 0 ? undefined : (JSON.parse(seen[seen.length - 1]!) as Members);
+  const sorted = (m: Members | undefined) => m && { total: m.total, users: [...m.users].sort() };
+
+  test("every client hears who is here: names once each, unnamed clients in the total only; a client that leaves is gone", async () => {
+    const app = makeApp();
+    const { url } = await listen(app);
+    const ann = eventSource(`${url}/api/chat?user=ann`);
+    const seenAnn = record(ann, "members");
+    await waitFor(() => lastMembers(seenAnn)?.total === 1, "ann to see herself");
+    expect(lastMembers(seenAnn)).toEqual({ total: 1, users: ["ann"] });
+
+    const bob = eventSource(`${url}/api/chat?user=${encodeURIComponent("  bob ")}`);
+    const seenBob = record(bob, "members");
+    const nobody = eventSource(`${url}/api/chat`);
+    const seenNobody = record(nobody, "members");
+    const want = { total: 3, users: ["ann", "bob"] };
+    await waitFor(
+      () =>
+        [seenAnn, seenBob, seenNobody].every(
+          (seen) => JSON.stringify(sorted(lastMembers(seen))) === JSON.stringify(want),
+        ),
+      "all three to see ann and bob, and 3 in all",
+    );
+    expect(app.feeds.chat.members && sorted(app.feeds.chat.members)).toEqual(want);
+
+    bob.close();
+    await waitFor(
+      () => JSON.stringify(lastMembers(seenAnn)) === JSON.stringify({ total: 2, users: ["ann"] }),
+      "ann to see bob gone",
+    );
+    expect(lastMembers(seenNobody)).toEqual({ total: 2, users: ["ann"] });
+  });
+
+  test("100 joins then 60 leaves in a burst: few members events, at most MEMBERS_SHOWN names, ending on the exact list", async () => {
+    const app = makeApp();
+    const { url } = await listen(app);
+    const watcher = eventSource(`${url}/api/chat?user=watcher`);
+    const seen = record(watcher, "members");
+    await waitFor(() => lastMembers(seen)?.total === 1, "the watcher to see itself");
+    const started = Date.now();
+    const burst = Array.from({ length: 100 }, (_, i) => eventSource(`${url}/api/chat?user=u${i}`));
+    await waitFor(() => lastMembers(seen)?.total === 101, "the watcher to see 101", 5000);
+    // The list is bounded; the total is not.
+    expect(lastMembers(seen)!.users).toHaveLength(MEMBERS_SHOWN);
+    for (const source of burst.slice(40)) source.close();
+    await waitFor(() => lastMembers(seen)?.total === 41, "the watcher to see 41", 5000);
+    const elapsed = Date.now() - started;
+    expect([...lastMembers(seen)!.users].sort()).toEqual(
+      ["watcher", ...Array.from({ length: 40 }, (_, i) => `u${i}`)].sort(),
+    );
+    // At most one members event per interval, plus the first.
+    expect(seen.length).toBeLessThanOrEqual(Math.ceil(elapsed / MEMBERS_INTERVAL_MS) + 2);
+  });
+
+  test.each([
+    ["33 characters", "u".repeat(33)],
+    ["only spaces", "   "],
+  ])("a user name of %s: 400 with the chat's error, and no stream", async (_what, user) => {
+    const app = makeApp();
+    const res = await request(app)
+      .get(`/api/chat?user=${encodeURIComponent(user)}`)
+      .set("Accept", "text/event-stream")
+      .expect(400);
+    expect(res.body).toEqual({ error: CHAT_ERRORS.user });
+    expect(app.feeds.chat.channel.size).toBe(0);
+  });
+
+  test("?lastEventId= resumes after that message (a page reopening the stream under a new name)", async () => {
+    const app = makeApp();
+    const { url } = await listen(app);
+    const first = await post(app, "ada", "one");
+    await post(app, "ada", "two");
+    const { events } = await collectEvents(url, {
+      path: `/api/chat?user=ada&lastEventId=${encodeURIComponent(first)}`,
+      until: (e) => e.event === "message",
+    });
+    const messages = events.filter((e) => e.event === "message");
+    expect(messages.map((e) => (JSON.parse(e.data) as Message).text)).toEqual(["two"]);
   });
 });

@@ -63,12 +63,17 @@ describe("the demo with REDIS_URL", () => {
     const first = await post(a.url, { user: "ada", text: "m1" });
     await post(a.url, { user: "ada", text: "m2" });
     await post(b.url, { user: "bob", text: "m3" });
+    let messages = 0;
     const resumed = await collectEvents(b.url, {
       path: "/api/chat",
-      count: 2,
+      until: (e) => e.event === "message" && ++messages === 2,
       headers: { "Last-Event-ID": first.json.id! },
     });
-    expect(resumed.events.map((e) => JSON.parse(e.data).text)).toEqual(["m2", "m3"]);
+    // (The stream also carries `members` events, who is in the chat: not part of the history.)
+    const texts = resumed.events
+      .filter((e) => e.event === "message")
+      .map((e) => JSON.parse(e.data).text);
+    expect(texts).toEqual(["m2", "m3"]);
   });
 
   test("the client count covers both replicas: a client on each sees 2, then 1 when the other leaves", async () => {
@@ -84,6 +89,29 @@ describe("the demo with REDIS_URL", () => {
     onB.close();
     await waitFor(() => last(seenA) === 1, "A's client to see 1 after B's left");
     onA.close();
+  });
+
+  test("the chat's members cover both replicas: ann on one and bob on the other both see ann and bob", async () => {
+    const [a, b] = replicas as [(typeof replicas)[0], (typeof replicas)[0]];
+    type Members = { total: number; users: string[] };
+    const lastOf = (seen: string[]): string => {
+      const data = seen[seen.length - 1];
+      if (data === undefined) return "";
+      const { total, users } = JSON.parse(data) as Members;
+      return `${total}:${[...users].sort().join(",")}`;
+    };
+    const ann = eventSource(`${a.url}/api/chat?user=ann`);
+    const seenAnn = record(ann, "members");
+    const bob = eventSource(`${b.url}/api/chat?user=bob`);
+    const seenBob = record(bob, "members");
+    await waitFor(
+      () => lastOf(seenAnn) === "2:ann,bob" && lastOf(seenBob) === "2:ann,bob",
+      `both to see ann and bob (${lastOf(seenAnn)} / ${lastOf(seenBob)})`,
+      10_000,
+    );
+    bob.close();
+    await waitFor(() => lastOf(seenAnn) === "1:ann", "ann to see bob gone", 10_000);
+    ann.close();
   });
 
   test("with Redis down a POST gets 503 and a clear error: the message is not silently dropped", async () => {
