@@ -101,7 +101,7 @@ describe("demo app", () => {
     }
     expect(script.text).toContain('new EventSource("/api/ticker")');
     expect(script.text).toContain('new EventSource("/api/progress")');
-    expect(script.text).toContain("new EventSource(`/api/chat${query ? `?${query}` : \"\"}`)");
+    expect(script.text).toContain('new EventSource(`/api/chat${query ? `?${query}` : ""}`)');
     expect(script.text).toContain("new EventSource(`/api/me/events?${query}`)");
   });
 
