@@ -10,11 +10,11 @@ import fs from "node:fs";
 import http, { type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
-import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import type { Browser, BrowserContext, Page } from "playwright-core";
 import { createApp, type DemoApp } from "../src/app";
 import { signToken } from "../src/auth/token";
 import { startNginx, type RunningNginx } from "./helpers/nginx";
-import { findProgram } from "../../../test-support/system";
+import { launchChromium } from "./helpers/browser";
 
 jest.setTimeout(60_000);
 
@@ -45,24 +45,7 @@ beforeAll(async () => {
   server.listen(0, "127.0.0.1");
   await new Promise<void>((resolve) => server.once("listening", () => resolve()));
   nginx = await startNginx({ upstreamPort: (server.address() as AddressInfo).port });
-  const executablePath = findProgram("chromium");
-  if (executablePath === undefined) {
-    throw new Error("chromium is not installed (Debian package: chromium)");
-  }
-  browser = await chromium.launch({
-    executablePath,
-    headless: true,
-    // The flags this machine needs (closed network: no background connections, no QUIC).
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
+  browser = await launchChromium();
   // The certificate is the self-signed one nginx/gen-cert.sh made.
   context = await browser.newContext({
     ignoreHTTPSErrors: true,

@@ -91,8 +91,12 @@ function canConnect(port: number): Promise<boolean> {
 }
 
 export interface NginxOptions {
-  /** Port of the app on 127.0.0.1 that replaces the compose upstream `demo:3000`. */
-  upstreamPort: number;
+  /**
+   * Port of the app on 127.0.0.1 that replaces the compose upstream `demo:3000`, or the ports of
+   * several replicas (one `server` line each: what nginx makes of the compose name `demo` when
+   * it resolves to the two replicas' addresses).
+   */
+  upstreamPort: number | readonly number[];
   /** Further exact edits (after the address and port substitutions), for the negative controls. */
   edits?: readonly ConfigEdit[];
 }
@@ -164,7 +168,12 @@ async function startOnce(options: NginxOptions): Promise<RunningNginx> {
     {
       file: "nginx.conf",
       search: UPSTREAM_SERVER,
-      replace: `server 127.0.0.1:${options.upstreamPort};`,
+      replace: (typeof options.upstreamPort === "number"
+        ? [options.upstreamPort]
+        : options.upstreamPort
+      )
+        .map((port) => `server 127.0.0.1:${port};`)
+        .join("\n    "),
     },
     { file: "nginx.conf", search: HTTP_LISTEN, replace: `listen 127.0.0.1:${httpPort};` },
     {
