@@ -76,7 +76,10 @@ export interface PresenceUpdate {
   readonly total: number;
   /** App data (JSON) of members that joined in other processes since the last update. */
   readonly joined: readonly string[];
-  /** App data (JSON) of members that left in other processes since the last update. */
+  /**
+   * App data (JSON) of members that left in other processes since the last update, including the
+   * members of a process that died without saying so (once the adapter drops it), each once.
+   */
   readonly left: readonly string[];
 }
 
