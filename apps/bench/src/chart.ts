@@ -8,6 +8,7 @@ import type { Results } from "./results";
 
 const COLORS: Record<VariantName, string> = {
   raw: "#4d4d4d",
+  "raw-socket": "#000000",
   "express-raw": "#a6a6a6",
   "better-sse": "#e69f00",
   sluice: "#0072b2",

@@ -5,6 +5,7 @@
 
 export const VARIANTS = [
   "raw",
+  "raw-socket",
   "express-raw",
   "better-sse",
   "sluice",

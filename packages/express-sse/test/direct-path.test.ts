@@ -57,6 +57,42 @@ describe("the direct socket path", () => {
     expect(direct.ended && viaWrite.ended).toBe(true);
   });
 
+  test("a response the app ends itself gets nothing more, even from a broadcast in the same tick; the connection's next response is intact", async () => {
+    const channel = new Channel("ended");
+    const a = app();
+    let first = true;
+    a.get("/s", (_req, res) => {
+      if (!first) {
+        res.type("text/plain").send("second response");
+        return;
+      }
+      first = false;
+      void channel.subscribe(res);
+      expect(socketOf(res.sse)).toBeDefined();
+      res.end(); // the app's own end, not res.sse.close()
+      void channel.publish("after the end"); // flushed in a microtask: must not reach the socket
+    });
+    const { url } = await listen(a);
+    const socket = await rawRequest(Number(new URL(url).port), "/s");
+    let received = "";
+    socket.setEncoding("latin1").on("data", (chunk: string) => (received += chunk));
+    await waitFor(() => received.includes("0\r\n\r\n"), { what: "the end of the first response" });
+    await new Promise((resolve) => setImmediate(resolve));
+    socket.write(`GET /s HTTP/1.1\r\nHost: x\r\n\r\n`);
+    await waitFor(() => received.includes("second response"), { what: "the second response" });
+    socket.destroy();
+    expect(received).not.toContain("after the end");
+    // The first body is the opening comment and the terminating chunk, nothing in between.
+    const firstBody = received.slice(
+      received.indexOf("\r\n\r\n") + 4,
+      received.indexOf("0\r\n\r\n") + 5,
+    );
+    expect(firstBody).toBe("3\r\n:\n\n\r\n0\r\n\r\n");
+    expect(received).toMatch(/HTTP\/1\.1 200 OK[\s\S]*HTTP\/1\.1 200 OK[\s\S]*second response$/);
+    expect(channel.size).toBe(0);
+    await channel.close();
+  });
+
   test("keeps the order of writes made with res.write() in between", async () => {
     const a = app();
     a.get("/s", (_req, res) => {

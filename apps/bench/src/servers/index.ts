@@ -4,6 +4,7 @@ import type { StartVariant } from "./types";
 
 const loaders: Record<ServerVariantName, () => Promise<{ start: StartVariant }>> = {
   raw: () => import("./raw.js"),
+  "raw-socket": () => import("./raw-socket.js"),
   "express-raw": () => import("./express-raw.js"),
   "better-sse": () => import("./better-sse.js"),
   sluice: () => import("./sluice.js"),
