@@ -9,6 +9,8 @@ import type { ClientName } from "./clients/types";
 export interface Deviation {
   client: ClientName;
   case: string;
+  /** The row of the README's "Client quirks" table that tells it (in bold there). */
+  quirk: string;
   /** The spec's rule the client departs from. */
   section: string;
   /** What the client does instead, in words. */
@@ -38,6 +40,7 @@ function latin1Header(
   const latin1 = (name: string, id: string, header = id): Deviation => ({
     client,
     case: name,
+    quirk: "Last-Event-ID in Latin-1",
     section: UTF8_HEADER,
     what: `${stack} sends the id as Latin-1 bytes (Sluice reads them as Latin-1 when they are not valid UTF-8)`,
     observed: { seen: id, back: { header, bytes: "latin-1" } },
@@ -45,6 +48,7 @@ function latin1Header(
   const refused = (name: string, id: string): Deviation => ({
     client,
     case: name,
+    quirk: "ids above U+00FF never come back",
     section: UTF8_HEADER,
     what: `${stack} will not send a header value with a character above U+00FF: ${refusal.what}`,
     observed: { seen: id, back: refusal.back },
@@ -68,6 +72,7 @@ export const DEVIATIONS: readonly Deviation[] = [
   {
     client: "eventsource",
     case: "id-tracking",
+    quirk: "lastEventId of an event without id",
     section:
       "§9.2.6 dispatch: the event's lastEventId is the source's last event ID string, which persists across events",
     what: 'an event without an id field gets lastEventId "" instead of the last id (the Last-Event-ID it sends is right)',
@@ -86,6 +91,7 @@ export const DEVIATIONS: readonly Deviation[] = [
   {
     client: "eventsource",
     case: "raw-id-with-nul",
+    quirk: "lastEventId of an event without id",
     section:
       "§9.2.6 dispatch: the event's lastEventId is the source's last event ID string, which persists across events",
     what: 'an event whose id field was ignored (NUL) gets lastEventId "" instead of the last id',
@@ -97,6 +103,7 @@ export const DEVIATIONS: readonly Deviation[] = [
   {
     client: "undici",
     case: "back-emptied",
+    quirk: "an empty id keeps the old header",
     section: "§9.2.3: no `Last-Event-ID` header when the last event ID string is empty",
     what: "once it has sent a Last-Event-ID, an empty id does not remove it: the old id is sent again",
     observed: { seen: ["1", ""], headers: [null, "1", "1"] },
@@ -113,6 +120,7 @@ export const DEVIATIONS: readonly Deviation[] = [
   {
     client: "node",
     case: "id-tracking",
+    quirk: "an empty id is ignored",
     section:
       "§9.2.6 id field: the last event ID buffer is set to the value, the empty string included",
     what: "an empty id does not reset the last event id: later events keep the old one",
@@ -131,6 +139,7 @@ export const DEVIATIONS: readonly Deviation[] = [
   {
     client: "node",
     case: "back-empty",
+    quirk: "an empty id is ignored",
     section: "§9.2.6 id field (an empty id resets); §9.2.3 no header for an empty last event ID",
     what: "an empty id does not reset the last event id, so the old one is sent back",
     observed: { seen: ["1", "1"], back: { header: "1", bytes: "ascii" } },
@@ -138,6 +147,7 @@ export const DEVIATIONS: readonly Deviation[] = [
   {
     client: "node",
     case: "back-emptied",
+    quirk: "an empty id is ignored",
     section: "§9.2.6 id field (an empty id resets); §9.2.3 no header for an empty last event ID",
     what: "an empty id does not reset the last event id, so the old one is sent back",
     observed: { seen: ["1", "1"], headers: [null, "1", "1"] },

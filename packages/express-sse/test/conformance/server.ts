@@ -118,7 +118,7 @@ export async function startConformanceServer(
 
   const server = http.createServer(app);
   // Node answers a request its parser refuses (a control character in a header value) with 400
-  // before any handler runs; count those for the current run, and answer as Node would.
+  // before any handler runs; count those for the run they belong to, and answer as Node would.
   server.on(
     "clientError",
     (error: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Socket) => {
@@ -128,7 +128,10 @@ export async function startConformanceServer(
       );
       const run = line === null ? undefined : records.get(line[1] as string);
       if (run !== undefined) run.refusedByNode++;
-      if (!socket.writable) return socket.destroy();
+      if (!socket.writable) {
+        socket.destroy();
+        return;
+      }
       const status =
         error.code === "HPE_HEADER_OVERFLOW"
           ? "431 Request Header Fields Too Large"

@@ -88,7 +88,7 @@ export const chromiumClient: ClientAdapter = {
     const log: Observation[] = [];
     logs.set(sid, log);
     const p = page;
-    await p.evaluate(([s, u, l]) => window.sluiceOpen(s, u, l), [sid, url, [...listen]] as const);
+    await p.evaluate(([s, u, l]) => window.sluiceOpen(s, u, [...l]), [sid, url, listen] as const);
     return {
       log,
       close: async () => {

@@ -3,7 +3,10 @@ import type { ClientSession, Observation } from "./types";
 /** The part of the WHATWG `EventSource` interface the adapters use. */
 export interface EventSourceLike {
   readonly readyState: number;
-  addEventListener(type: string, listener: (event: never) => void): void;
+  // `any`: each implementation types its events its own way (a DOM MessageEvent, undici's, the
+  // eventsource package's); the listeners below read only `data`, `lastEventId` and `message`.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  addEventListener(type: string, listener: (event: any) => void): void;
   close(): void;
 }
 

@@ -45,7 +45,10 @@ export const eventsourceParserClient: ClientAdapter = {
           const events = res
             .body!.pipeThrough(new TextDecoderStream())
             .pipeThrough(new EventSourceParserStream({ onRetry: (ms) => (retry = ms) }));
-          for await (const event of events) {
+          const reader = events.getReader();
+          for (;;) {
+            const { done, value: event } = await reader.read();
+            if (done) break;
             if (event.id !== undefined) lastEventId = event.id;
             log.push({
               kind: "event",
