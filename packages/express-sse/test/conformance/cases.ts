@@ -458,17 +458,22 @@ export const CASES: readonly Case[] = [
       message("f", "7"),
     ],
   }),
-  streamCase({
+  {
     name: "raw-id-with-nul",
-    title: "an id with NUL is ignored (raw frame: Sluice refuses it)",
+    title: "an id with NUL is ignored (raw frames: Sluice refuses it)",
     spec: "§9.2.6 id field: a value with U+0000 is ignored",
-    send: (stream, ctx) => {
-      stream.send("a", { id: "7" });
-      // Sluice refuses the id, so it goes out through the response itself (same socket).
-      ctx.res.write("id: x\0y\ndata: b\n\n");
+    listen: ["message"],
+    serve(ctx) {
+      // The whole response by hand: Sluice would refuse the id.
+      ctx.res.writeHead(200, { "Content-Type": "text/event-stream", "Cache-Control": "no-cache" });
+      ctx.res.write(
+        `retry: ${RETRY_MS}\n\nid: 7\ndata: a\n\nid: x\0y\ndata: b\n\nevent: ${END}\ndata: end\n\n`,
+      );
     },
-    expected: [message("a", "7"), message("b", "7")],
-  }),
+    done: (view) => ended(view) || closedForGood(view) || retriedInVain(view),
+    observe: (view) => ({ events: eventsOf(view), connections: view.run.requests.length }),
+    expected: () => ({ events: [message("a", "7"), message("b", "7")], connections: 1 }),
+  },
 
   // The round trip: the id comes back in Last-Event-ID on reconnect (§9.2.3).
   roundTripCase("back-ascii", "an ASCII id comes back", "42"),

@@ -49,11 +49,13 @@ export function runMatrix(
       const observed = c.observe({ log: session.log, run });
       const expected = c.expected(client.name);
       const deviation = knownDeviations ? deviationOf(client.name, c.name) : undefined;
+      // The case and its spec section go along, so that a failure says which rule.
+      const about = { case: c.name, spec: c.spec };
       if (deviation === undefined) {
-        expect({ case: c.name, observed }).toEqual({ case: c.name, observed: expected });
+        expect({ ...about, observed }).toEqual({ ...about, observed: expected });
       } else {
         // A known deviation: exactly what was recorded, and not what the spec says.
-        expect({ case: c.name, observed }).toEqual({ case: c.name, observed: deviation.observed });
+        expect({ ...about, observed }).toEqual({ ...about, observed: deviation.observed });
         expect(observed).not.toEqual(expected);
       }
     },

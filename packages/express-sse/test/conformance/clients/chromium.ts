@@ -44,8 +44,6 @@ export const chromiumClient: ClientAdapter = {
         "--disable-sync",
       ],
     });
-    (chromiumClient as { description: string }).description =
-      `Chromium ${browser.version()} (headless, Debian's package)`;
     page = await browser.newPage();
     await page.exposeBinding("sluiceReport", (_source, sid: number, observation: Observation) => {
       logs.get(sid)?.push(observation);
