@@ -357,6 +357,20 @@ const WITH_BREAKS = BREAKS.flatMap((b) => [b, `a${b}b`, `${b}x`, `x${b}`, `${b}$
   "1\r\nid: 999\r\n\r\n",
   "x\rretry: 1",
 ]);
+const CONTROL_IN_ID =
+  /^The "id" field must not contain control characters other than tab \(U\+00(0[1-8BCE-F]|1[0-9A-F]|7F) at index \d+\): /;
+const BLANK_AT_END = /^The "id" field must not begin or end with a space or tab: HTTP strips them /;
+const UNSENDABLE_IDS: Array<[string, RegExp]> = [
+  ...Array.from({ length: 0x20 }, (_, c) => c)
+    .filter((c) => c !== 0x00 && c !== 0x09 && c !== 0x0a && c !== 0x0d)
+    .map((c): [string, RegExp] => [`a${String.fromCharCode(c)}b`, CONTROL_IN_ID]),
+  ["\x7f", CONTROL_IN_ID],
+  [" 1", BLANK_AT_END],
+  ["1 ", BLANK_AT_END],
+  ["\t1", BLANK_AT_END],
+  ["1\t", BLANK_AT_END],
+  [" ", BLANK_AT_END],
+];
 const NOT_STRINGS: Array<[unknown, string]> = [
   [42, "number 42"],
   [null, "null"],
@@ -422,6 +436,18 @@ test("event names and ids with CR, LF, CRLF or NUL are refused by send, Frame.ev
       TypeError,
       EVENT_BREAK,
     );
+    sentinel(s);
+  }
+  // Ids a client could not send back in Last-Event-ID: control characters, DEL, a space or tab
+  // at either end.
+  for (const [bad, m] of UNSENDABLE_IDS) {
+    const shown = JSON.stringify(bad);
+    refused(`send id ${shown}`, () => s.stream.send("x", { id: bad }), TypeError, m, bytes);
+    sentinel(s);
+    refused(`Frame.event id ${shown}`, () => Frame.event("x", { id: bad }), TypeError, m);
+    sentinel(s);
+    badInputs++;
+    await expect(s.stream.pipe(["x"], { id: () => bad })).rejects.toThrow(m);
     sentinel(s);
   }
   for (const [value, described] of NOT_STRINGS) {
@@ -674,11 +700,21 @@ test("lone surrogates reach the client as U+FFFD, correctly framed, through ever
     await publishSentinel();
     await settle(subscriber, `published ${shown}`);
   }
-  // Event names and ids with a lone surrogate are legal (no CR, LF, NUL) and go out as U+FFFD.
+  // Event names with a lone surrogate are legal (no CR, LF, NUL) and go out as U+FFFD. An id
+  // with one is refused: it would reach the client as U+FFFD, so it could never come back.
   badInputs++;
-  s.stream.send("x", { event: "ev\uD800", id: "id\uDC00" });
-  expectEvents(s, { event: "ev\uFFFD", id: "id\uFFFD", data: "x" });
-  await sentinelAndSettle(s, "event and id with lone surrogates");
+  s.stream.send("x", { event: "ev\uD800", id: "id" });
+  expectEvents(s, { event: "ev\uFFFD", id: "id", data: "x" });
+  await sentinelAndSettle(s, "event with a lone surrogate");
+  refused(
+    "send id with a lone surrogate",
+    () => s.stream.send("x", { id: "id\uDC00" }),
+    TypeError,
+    /^The "id" field must not contain a lone surrogate \(U\+DC00 at index 2\): /,
+    () => plain.stats().bytes,
+  );
+  sentinel(s);
+  await sentinelAndSettle(s, "id with a lone surrogate");
   // Said in bytes: the body carries EF BF BD, never the CESU/WTF-8 bytes ED A0 80.
   expect(s.client.problems).toEqual([]);
   await closeSession(s);
@@ -1398,8 +1434,10 @@ test("demo POST /api/chat: 413/400/415 for bad bodies, hostile text arrives as o
       await chatSentinel(what);
     }
 
+    // The chat also tells every client who is here (event: members); only messages count here.
+    const rawMessages = () => raw.events.filter((e) => e.event !== "members");
     await waitFor(
-      () => messages.length >= accepted.length && raw.events.length >= accepted.length,
+      () => messages.length >= accepted.length && rawMessages().length >= accepted.length,
       {
         what: "every accepted message on both clients",
       },
@@ -1414,7 +1452,7 @@ test("demo POST /api/chat: 413/400/415 for bad bodies, hostile text arrives as o
     expect(others).toEqual([]);
     expect(esErrors).toBe(0);
     expect(raw.problems).toEqual([]);
-    expect(raw.events.map((e) => ({ event: e.event, id: e.id }))).toEqual(
+    expect(rawMessages().map((e) => ({ event: e.event, id: e.id }))).toEqual(
       accepted.map(({ id }) => ({ event: undefined, id })),
     );
     expect(chat.stats().events).toBe(accepted.length);

@@ -7,6 +7,7 @@ import { describe } from "./frame";
 import { resolveHistoryOptions, type HistoryOptions, type ResolvedHistoryOptions } from "./history";
 import { nonNegativeInteger, type Serializer } from "./options";
 import { DEFAULT_PRESENCE_INTERVAL } from "./presence";
+import { jsonSerialize } from "./serialize";
 import type { ChannelEvent } from "./subscription";
 
 /** Event name -> payload type. `Record<string, unknown>` (the default) allows anything. */
@@ -103,7 +104,7 @@ export function resolveChannelOptions(
     throw new TypeError(`Channel options must be an object, got ${describe(options)}`);
   }
   const history = resolveHistoryOptions(options.history);
-  const serialize = options.serialize ?? JSON.stringify;
+  const serialize = options.serialize ?? jsonSerialize;
   if (typeof serialize !== "function") {
     throw new TypeError(`The "serialize" option must be a function, got ${describe(serialize)}`);
   }

@@ -8,7 +8,7 @@ import {
   type EventMap,
   type SubscribeOptions,
 } from "./channel-options";
-import { Frame, describe, serializedText, validateEventName } from "./frame";
+import { Frame, describe, idProblem, serializedText, validateEventName } from "./frame";
 import { nonNegativeInteger, type Serializer } from "./options";
 import { LifetimeSweep } from "./lifetime";
 import { LocalPresence, serializeMember, type Members } from "./presence";
@@ -253,6 +253,7 @@ export class Channel<Events extends EventMap = EventMap>
       // otherwise deliver the client's last event a second time.
       sub.after = lastId;
       for (const event of result.events) {
+        if (!this._validId(event.id)) continue;
         sub.after = event.id;
         if (sub.filter !== undefined && !this._passes(sub, event)) continue;
         if (!this._write(sub, event) && !(await stream.drain())) return;
@@ -304,6 +305,7 @@ export class Channel<Events extends EventMap = EventMap>
    * N publishes costs each client one write instead of N.
    */
   private _deliver(event: AdapterEvent): void {
+    if (!this._validId(event.id)) return;
     this._stats.events++;
     if (this._subs.size === 0) return;
     this._batch.push(event);
@@ -435,6 +437,23 @@ export class Channel<Events extends EventMap = EventMap>
     }
     this._presence.leave(stream);
     this.emit("leave", stream, reason);
+  }
+
+  /**
+   * Whether an id the adapter issued can be sent (and sent back in `Last-Event-ID`). One that
+   * cannot is an adapter bug: the event is reported and withheld instead of thrown on a write.
+   */
+  private _validId(id: string): boolean {
+    const problem =
+      typeof id === "string" ? idProblem(id) : `must be a string, got ${describe(id)}`;
+    if (problem === undefined) return true;
+    this._report(
+      new TypeError(
+        `Channel "${this.name}": the adapter issued the id ${JSON.stringify(String(id))}, which ` +
+          `cannot be sent: an id ${problem}. The event was withheld.`,
+      ),
+    );
+    return false;
   }
 
   private _report(err: unknown): void {

@@ -16,7 +16,9 @@ export interface EventFields {
   event?: string | undefined;
   /**
    * Event id; the client reports it back in `Last-Event-ID` on reconnect. `""` is legal and
-   * resets the client's last event id. Must not contain CR, LF or NUL.
+   * resets the client's last event id. Must be able to come back through that header: no control
+   * characters but tab (so no CR, LF or NUL), no DEL, no lone surrogate, no space or tab at
+   * either end.
    */
   id?: string | number | undefined;
   /** Reconnection delay for the client, in milliseconds: a non-negative safe integer. */
@@ -51,6 +53,63 @@ export function validateEventName(event: unknown): string {
   return event;
 }
 
+/**
+ * What the client cannot send back in `Last-Event-ID`, or `undefined` for an id that round-trips.
+ * The browser stores the id it read from `id:` and sends it as that request header on reconnect,
+ * so an id must survive both trips:
+ * - C0 controls other than tab, and DEL: HTTP forbids them in a field value (RFC 9110 section
+ *   5.5); Node's parser answers such a request with 400, which a browser takes as final, while
+ *   Node's fetch-based clients refuse to send it and retry forever.
+ * - a space or tab at either end: HTTP strips them from a field value, so " 7" would come back as
+ *   "7" and the channel would resume from another id without a trace.
+ * - a lone surrogate: it goes out as U+FFFD, so the id the client has is not the one sent.
+ * (CR, LF and NUL are refused by {@link assertSingleLine}, before this.)
+ */
+export function idProblem(id: string): string | undefined {
+  if (!ID_SUSPECT.test(id)) return undefined;
+  const control = /[\x00-\x08\x0a-\x1f\x7f]/.exec(id);
+  if (control !== null) {
+    return (
+      `must not contain control characters other than tab (${codePoint(control[0])} at index ` +
+      `${control.index}): the client sends the id back in the Last-Event-ID header, where HTTP ` +
+      "forbids them (Node answers 400 and the client stops reconnecting or retries forever)"
+    );
+  }
+  const at = indexOfLoneSurrogate(id);
+  if (at !== -1) {
+    return (
+      `must not contain a lone surrogate (${codePoint(id[at] as string)} at index ${at}): it is ` +
+      "sent as U+FFFD, so the id the client sends back would not be this one"
+    );
+  }
+  const trimmed = id.replace(/^[ \t]+|[ \t]+$/g, "");
+  if (trimmed === id) return undefined; // surrogate pairs only: a valid id
+  return (
+    "must not begin or end with a space or tab: HTTP strips them from the Last-Event-ID header, " +
+    `so the id would come back as ${JSON.stringify(trimmed)} and resume from another id`
+  );
+}
+
+/** Cheap pre-check: anything {@link idProblem} refuses matches. */
+// eslint-disable-next-line no-control-regex
+const ID_SUSPECT = /[\x00-\x08\x0a-\x1f\x7f\ud800-\udfff]|^[ \t]|[ \t]$/;
+
+/** Index of the first UTF-16 surrogate without its pair, or -1. */
+function indexOfLoneSurrogate(text: string): number {
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i);
+    if (unit < 0xd800 || unit > 0xdfff) continue;
+    const next = text.charCodeAt(i + 1);
+    if (unit <= 0xdbff && next >= 0xdc00 && next <= 0xdfff) i++;
+    else return i;
+  }
+  return -1;
+}
+
+function codePoint(char: string): string {
+  return `U+${(char.codePointAt(0) as number).toString(16).toUpperCase().padStart(4, "0")}`;
+}
+
 /** Validates `id` and returns it as a string. */
 export function validateId(id: unknown): string {
   if (typeof id === "number") {
@@ -65,6 +124,8 @@ export function validateId(id: unknown): string {
     throw new TypeError(`The "id" field must be a string or a number, got ${describe(id)}`);
   }
   assertSingleLine("id", id);
+  const problem = idProblem(id);
+  if (problem !== undefined) throw new TypeError(`The "id" field ${problem}`);
   return id;
 }
 

@@ -1,5 +1,6 @@
 import { DEFAULT_HEARTBEAT_MS, DEFAULT_MAX_BUFFERED_BYTES } from "./constants";
 import { describe } from "./frame";
+import { jsonSerialize } from "./serialize";
 
 /** Turns a value into the string sent as event data. */
 export type Serializer = (data: unknown) => string;
@@ -19,7 +20,9 @@ export interface SseOptions {
    */
   retry?: number;
   /**
-   * Turns non-string data into the event's data. Strings are always sent as they are.
+   * Turns non-string data into the event's data. Strings are always sent as they are. The
+   * default's errors name the value (a BigInt, a cycle, a symbol); a serializer you pass throws
+   * its own errors, which reach the caller as they are.
    * @defaultValue JSON.stringify
    */
   serialize?: Serializer;
@@ -60,8 +63,6 @@ const KNOWN = new Set([
   "maxConnections",
 ]);
 
-const defaultSerialize: Serializer = (data) => JSON.stringify(data);
-
 /** Validates a millisecond/count option: a non-negative safe integer, named in the error. */
 export function nonNegativeInteger(name: string, value: unknown): number {
   if (typeof value !== "number") {
@@ -101,7 +102,7 @@ export function resolveOptions(options: SseOptions | undefined): ResolvedOptions
   const retry =
     options.retry === undefined ? undefined : nonNegativeInteger("retry", options.retry);
 
-  const serialize = options.serialize ?? defaultSerialize;
+  const serialize = options.serialize ?? jsonSerialize;
   if (typeof serialize !== "function") {
     throw new TypeError(`The "serialize" option must be a function, got ${describe(serialize)}`);
   }

@@ -16,6 +16,7 @@ import {
   type EventFields,
 } from "./frame";
 import type { Heartbeat } from "./heartbeat";
+import { connectionHeader, decodeLastEventId } from "./http";
 import type { ResolvedOptions } from "./options";
 import { pipe, type PipeOptions, type PipeSource } from "./pipe";
 
@@ -174,7 +175,8 @@ export class SseStream {
 
   /**
    * The `Last-Event-ID` request header as sent by the client (on reconnect, the `id` of the last
-   * event it received), or `undefined`.
+   * event it received), or `undefined`. Decoded as UTF-8 (what the spec and browsers send) when
+   * the bytes are valid UTF-8, else as Latin-1 (what Node's `EventSource` and `fetch` send).
    */
   get lastEventId(): string | undefined {
     // From rawHeaders, not req.headers: Node builds the headers object lazily, on first access,
@@ -183,7 +185,7 @@ export class SseStream {
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i] as string;
       if (name.length === 13 && name.toLowerCase() === "last-event-id") {
-        return utf8Header(raw[i + 1] as string);
+        return decodeLastEventId(raw[i + 1] as string);
       }
     }
     return undefined;
@@ -219,8 +221,9 @@ export class SseStream {
    *
    * @returns `false` when the client is not keeping up (wait for {@link drain}) or the stream is
    *     closed, like `stream.write()`.
-   * @throws {TypeError} for an `event` or `id` with CR, LF or NUL, or data the serializer turns
-   *     into something other than a string. Nothing is written; the stream stays usable.
+   * @throws {TypeError} for an `event` or `id` with CR, LF or NUL, an `id` the client could not
+   *     send back (see {@link EventFields}), or data the serializer cannot turn into a string.
+   *     Nothing is written; the stream stays usable.
    * @throws {RangeError} for a `retry` that is not a non-negative safe integer.
    *
    * @example
@@ -450,8 +453,9 @@ export class SseStream {
     }
     res.setHeader("Content-Type", SSE_CONTENT_TYPE);
     res.setHeader("Cache-Control", SSE_CACHE_CONTROL);
-    // Connection-specific headers are forbidden in HTTP/2 (RFC 9113 section 8.2.2).
-    if (req.httpVersionMajor < 2) res.setHeader("Connection", "keep-alive");
+    // keep-alive on HTTP/1.1, close on HTTP/1.0, none on HTTP/2 (see http.ts).
+    const connection = connectionHeader(req);
+    if (connection !== undefined) res.setHeader("Connection", connection);
     // nginx: do not buffer this response even where proxy_buffering is on.
     res.setHeader("X-Accel-Buffering", "no");
     for (const name in options.headers) res.setHeader(name, options.headers[name] as string);
@@ -587,16 +591,6 @@ function resOnError(this: TaggedResponse): void {
   // here keeps one dead client from becoming an uncaught exception.
   const stream = this[kStream];
   if (stream instanceof SseStream) stream._finalize("client-disconnected");
-}
-
-/**
- * A header value as the client meant it. Node reads header bytes as latin1; a browser sends the
- * `Last-Event-ID` it got from an `id:` field UTF-8 encoded, so an id such as "é" would come back
- * as "Ã©" and never match. Invalid UTF-8 becomes U+FFFD (and such an id is then unknown).
- */
-function utf8Header(value: string): string {
-  // eslint-disable-next-line no-control-regex
-  return /[^\x00-\x7f]/.test(value) ? Buffer.from(value, "latin1").toString("utf8") : value;
 }
 
 function rethrow(err: unknown): never {

@@ -111,7 +111,15 @@ describe("Channel", () => {
       );
       const circular: Record<string, unknown> = {};
       circular["self"] = circular;
-      expect(() => channel.publish(circular)).toThrow(TypeError);
+      // (A message string: the TypeError carries V8's error as its cause.)
+      expect(() => channel.publish(circular)).toThrow(
+        "Cannot serialize the event data: it is circular, .self refers back to the data " +
+          "itself (send a copy without the cycle, or pass a serialize option)",
+      );
+      expect(() => channel.publish([1, 2n])).toThrow(
+        "Cannot serialize the event data: JSON has no BigInt, and [1] is 2n (convert it to a " +
+          "string or a number first, or pass a serialize option)",
+      );
       expect(() => channel.publish("x", null as never)).toThrow(
         new TypeError("publish() options must be an object, got null"),
       );
@@ -215,6 +223,57 @@ describe("Channel", () => {
       await channel.publish("still fine");
       expect((await after).events.map((e) => e.data)).toEqual(["still fine"]);
       expect(errors).toEqual([new Error("not JSON")]);
+    });
+
+    test("an id the adapter issued that a client could not send back is reported and the event withheld, live and on replay", async () => {
+      // An adapter that issues ids with a trailing space for odd sequence numbers.
+      const padded: Adapter = {
+        open(name, options) {
+          const inner: AdapterChannel = new MemoryAdapter().open(name, options);
+          // Memory ids end in a sequence number: "<epoch>-1", "<epoch>-2", ...
+          const pad = (id: string) => (Number(id.split("-")[1]) % 2 === 1 ? `${id} ` : id);
+          const issued = (e: AdapterEvent): AdapterEvent => ({ ...e, id: pad(e.id) });
+          return {
+            publish: async (e) => pad(await inner.publish(e)),
+            listen: (fn) => inner.listen((e) => fn(issued(e))),
+            compare: (a, b) => inner.compare(a.trim(), b.trim()),
+            close: () => inner.close(),
+            history: (afterId) => {
+              const result = inner.history(afterId.trim()) as ReturnType<AdapterChannel["history"]>;
+              return "kind" in result && result.kind === "events"
+                ? { kind: "events", events: result.events.map(issued) }
+                : result;
+            },
+          };
+        },
+      };
+      const channel = new Channel("padded", { adapter: padded });
+      const errors: Error[] = [];
+      channel.on("error", (e) => errors.push(e));
+      const { app } = channelApp(channel);
+      const { url } = await listen(app);
+      const live = collectEvents(url, { path: "/c", count: 2 });
+      await waitFor(() => channel.size === 1, { what: "a subscriber" });
+      const ids: string[] = [];
+      for (const data of ["one", "two", "three", "four"]) ids.push(await channel.publish(data));
+      expect((await live).events).toEqual([
+        { event: "message", data: "two", id: ids[1] },
+        { event: "message", data: "four", id: ids[3] },
+      ]);
+      const message = (id: string) =>
+        `Channel "padded": the adapter issued the id ${JSON.stringify(id)}, which cannot be ` +
+        "sent: an id must not begin or end with a space or tab: HTTP strips them from the " +
+        `Last-Event-ID header, so the id would come back as ${JSON.stringify(id.trim())} and ` +
+        "resume from another id. The event was withheld.";
+      expect(errors).toEqual([new TypeError(message(ids[0]!)), new TypeError(message(ids[2]!))]);
+      // Replay: the same two are withheld and reported again, the others arrive.
+      const replayed = await collectEvents(url, {
+        path: "/c",
+        count: 2,
+        headers: { "Last-Event-ID": ids[0]!.trim() },
+      });
+      expect(replayed.events.map((e) => e.data)).toEqual(["two", "four"]);
+      expect(errors.slice(2)).toEqual([new TypeError(message(ids[2]!))]);
     });
 
     test("a filter that throws withholds the event from that subscriber only and reports the error", async () => {

@@ -6,12 +6,19 @@ import {
   eventData,
   eventFields,
   eventName,
+  idControl,
+  idString,
   invalidFieldValue,
   normalizeLineBreaks,
   splitAt,
 } from "./helpers/wire";
 
 const NUM_RUNS = 1000;
+
+/** Why an id with a control character is refused, as the TypeError says it. */
+const HTTP_FORBIDS =
+  "the client sends the id back in the Last-Event-ID header, where HTTP forbids them " +
+  "(Node answers 400 and the client stops reconnecting or retries forever)";
 
 /** Asserts that `fn` throws an error of exactly `expected`'s class with exactly its message. */
 function expectThrow(fn: () => unknown, expected: Error): void {
@@ -149,6 +156,70 @@ describe("frameEvent", () => {
     });
 
     test.each([
+      ["SOH", "a\u0001b", "U+0001 at index 1"],
+      ["BEL", "\u0007", "U+0007 at index 0"],
+      ["VT", "1\u000b", "U+000B at index 1"],
+      ["ESC", "x\u001b[0m", "U+001B at index 1"],
+      ["US", "ab\u001f", "U+001F at index 2"],
+      ["DEL", "a\u007fb", "U+007F at index 1"],
+    ])("id containing %s: HTTP cannot carry it back", (_, id, where) => {
+      expectThrow(
+        () => frameEvent("x", { id }),
+        new TypeError(
+          `The "id" field must not contain control characters other than tab (${where}): ${HTTP_FORBIDS}`,
+        ),
+      );
+    });
+
+    test.each([
+      ["a leading space", " 7", "7"],
+      ["a trailing space", "7 ", "7"],
+      ["a leading tab", "\t7", "7"],
+      ["a trailing tab", "a b\t", "a b"],
+      ["only spaces", "  ", ""],
+      ["only a tab", "\t", ""],
+    ])("id with %s: HTTP strips it from the header", (_, id, trimmed) => {
+      expectThrow(
+        () => frameEvent("x", { id }),
+        new TypeError(
+          'The "id" field must not begin or end with a space or tab: HTTP strips them from the ' +
+            `Last-Event-ID header, so the id would come back as ${JSON.stringify(trimmed)} and ` +
+            "resume from another id",
+        ),
+      );
+    });
+
+    test.each([
+      ["a lone high surrogate", "id\uD800", "U+D800 at index 2"],
+      ["a lone low surrogate", "\uDC00id", "U+DC00 at index 0"],
+      ["a reversed pair", "\uDE00\uD83D", "U+DE00 at index 0"],
+      ["a pair, then a lone one", "\uD83D\uDE00\uD83D", "U+D83D at index 2"],
+    ])("id with %s: it would go out as U+FFFD", (_, id, where) => {
+      expectThrow(
+        () => frameEvent("x", { id }),
+        new TypeError(
+          `The "id" field must not contain a lone surrogate (${where}): it is sent as U+FFFD, ` +
+            "so the id the client sends back would not be this one",
+        ),
+      );
+    });
+
+    test.each([
+      ["a tab inside", "a\tb"],
+      ["a space inside", "a b"],
+      ["Latin-1", "café"],
+      ["beyond Latin-1", "☃ 漢"],
+      ["a surrogate pair", "🎉"],
+      ["U+FEFF", "\uFEFF1"],
+      ["a C1 control", "a\u0085b"],
+      ["a no-break space at the end", "a\u00a0"],
+      ["colons", "a: b"],
+      ["empty", ""],
+    ])("id with %s is accepted as it is", (_, id) => {
+      expect(frameEvent("x", { id })).toBe(`id: ${id}\ndata: x\n\n`);
+    });
+
+    test.each([
       [-1, "-1"],
       [1.5, "1.5"],
       [NaN, "NaN"],
@@ -271,6 +342,45 @@ describe("frameEvent", () => {
             new TypeError('The "event" field must not contain CR, LF or NUL characters'),
           );
         }),
+        { numRuns: NUM_RUNS },
+      );
+    });
+
+    test("an id with any other control character always throws a TypeError naming it", () => {
+      fc.assert(
+        fc.property(idString, idControl, idString, (head, control, tail) => {
+          const where = `U+${control.charCodeAt(0).toString(16).toUpperCase().padStart(4, "0")}`;
+          expectThrow(
+            () => frameEvent("x", { id: head + control + tail }),
+            new TypeError(
+              /[\r\n\0]/.test(control)
+                ? 'The "id" field must not contain CR, LF or NUL characters'
+                : `The "id" field must not contain control characters other than tab (${where} at index ${head.length}): ${HTTP_FORBIDS}`,
+            ),
+          );
+        }),
+        { numRuns: NUM_RUNS },
+      );
+    });
+
+    test("an id with a space or tab at either end always throws a TypeError", () => {
+      fc.assert(
+        fc.property(
+          idString,
+          fc.array(fc.constantFrom(" ", "\t"), { maxLength: 3 }),
+          fc.array(fc.constantFrom(" ", "\t"), { maxLength: 3 }),
+          (id, before, after) => {
+            fc.pre(before.length + after.length > 0);
+            expectThrow(
+              () => frameEvent("x", { id: before.join("") + id + after.join("") }),
+              new TypeError(
+                'The "id" field must not begin or end with a space or tab: HTTP strips them from ' +
+                  `the Last-Event-ID header, so the id would come back as ${JSON.stringify(id)} ` +
+                  "and resume from another id",
+              ),
+            );
+          },
+        ),
         { numRuns: NUM_RUNS },
       );
     });

@@ -48,6 +48,43 @@ describe.each(EXPRESS_VERSIONS)("SseStream on %s", (_name, express) => {
       res.destroy();
     });
 
+    test.each([
+      ["without a Connection header", {}],
+      ["that asks for keep-alive", { Connection: "keep-alive" }],
+    ])(
+      "an HTTP/1.0 request %s gets Connection: close and a body that streams until the connection closes",
+      async (_, headers) => {
+        const stream = deferred<SseStream>();
+        const { app } = appWith((_req, res) => {
+          res.sse.send("first", { id: "1" });
+          stream.resolve(res.sse);
+        });
+        const { port } = await listen(app);
+        const socket = await rawRequest(port, "/s", { httpVersion: "1.0", headers });
+        let received = "";
+        let ended = false;
+        socket.setEncoding("utf8");
+        socket.on("data", (chunk: string) => (received += chunk));
+        socket.on("end", () => (ended = true));
+        const s = await stream.promise;
+        await waitFor(() => received.includes("data: first\n\n"), { what: "the first event" });
+        // Streaming: an event sent later arrives while the connection is still open.
+        s.send("second");
+        await waitFor(() => received.includes("data: second\n\n"), { what: "the second event" });
+        expect(ended).toBe(false);
+        s.close();
+        await waitFor(() => ended, { what: "the server to close the connection" });
+        const [head, body] = received.split("\r\n\r\n") as [string, string];
+        const lines = head.split("\r\n");
+        expect(lines[0]).toBe("HTTP/1.1 200 OK");
+        expect(lines).toContain("Connection: close");
+        expect(lines).toContain("Content-Type: text/event-stream; charset=utf-8");
+        expect(head).not.toMatch(/keep-alive|Transfer-Encoding|Content-Length/i);
+        // No chunked coding: the frames as they are, ended by the close.
+        expect(body).toBe(OPEN + "id: 1\ndata: first\n\ndata: second\n\n");
+      },
+    );
+
     test("adds the headers option and keeps headers set earlier by other middleware", async () => {
       const app = express();
       app.use((_req, res, next) => {
@@ -255,6 +292,64 @@ describe.each(EXPRESS_VERSIONS)("SseStream on %s", (_name, express) => {
       expect(events).toEqual([{ event: "fine", data: "ok", id: "" }]);
     });
 
+    test("an id the client could not send back is a TypeError at the call and is never written", async () => {
+      const { app } = appWith(async (_req, res) => {
+        for (const [id, why] of [
+          ["a\u0001b", "must not contain control characters other than tab (U+0001 at index 1)"],
+          ["a\u007f", "must not contain control characters other than tab (U+007F at index 1)"],
+          [" 42", "must not begin or end with a space or tab"],
+          ["42\t", "must not begin or end with a space or tab"],
+          ["\uD800", "must not contain a lone surrogate (U+D800 at index 0)"],
+        ]) {
+          const message = `The "id" field ${why}`;
+          expect(() => res.sse.send("x", { id })).toThrow(message);
+          expect(() => res.sse.sendFrame(Frame.event("x", { id }))).toThrow(message);
+          await expect(res.sse.pipe(["x"], { id: () => id })).rejects.toThrow(message);
+        }
+        res.sse.send("ok", { id: "a\tb ☃" });
+      });
+      const { raw, events } = await collectEvents(app, { path: "/s", count: 1 });
+      expect(raw).toBe(OPEN + "id: a\tb ☃\ndata: ok\n\n");
+      expect(events).toEqual([{ event: "message", data: "ok", id: "a\tb ☃" }]);
+    });
+
+    test("data the default serializer cannot handle is a TypeError that names the value and says why", async () => {
+      const { app } = appWith((_req, res) => {
+        const circular: Record<string, unknown> = { list: [1] };
+        (circular["list"] as unknown[]).push({ back: circular });
+        const cases: Array<[unknown, string]> = [
+          [
+            { user: { id: 7n } },
+            "Cannot serialize the event data: JSON has no BigInt, and .user.id is 7n (convert it " +
+              "to a string or a number first, or pass a serialize option)",
+          ],
+          [
+            circular,
+            "Cannot serialize the event data: it is circular, .list[1].back refers back to the " +
+              "data itself (send a copy without the cycle, or pass a serialize option)",
+          ],
+          [
+            Symbol("token"),
+            "The serializer must return a string, got undefined (the data is a symbol, " +
+              "Symbol(token), and JSON.stringify returns undefined for symbols: send a string instead)",
+          ],
+        ];
+        for (const [data, message] of cases) {
+          let thrown: unknown;
+          try {
+            res.sse.send(data);
+          } catch (error) {
+            thrown = error;
+          }
+          expect(thrown).toBeInstanceOf(TypeError);
+          expect((thrown as TypeError).message).toBe(message);
+        }
+        res.sse.send("still fine");
+      });
+      const { raw } = await collectEvents(app, { path: "/s", count: 1 });
+      expect(raw).toBe(OPEN + "data: still fine\n\n");
+    });
+
     test("data cannot inject fields or events: every line stays data", async () => {
       const hostile = "hi\n\nevent: admin\ndata: x\r\nid: 99\rretry: 1";
       const { app } = appWith((_req, res) => res.sse.send(hostile));
@@ -346,6 +441,32 @@ describe.each(EXPRESS_VERSIONS)("SseStream on %s", (_name, express) => {
       await waitFor(() => received.includes("id: é✓\n"), { what: "the id sent back" });
       socket.destroy();
     });
+
+    test.each([
+      // undici's EventSource (Node's own) and Node's fetch write header values as Latin-1 bytes.
+      ["Latin-1 bytes (undici, Node's fetch)", "latin1", "café", "café"],
+      ["Latin-1 bytes with a C1 control and ÿ", "latin1", "\u0085ÿ", "\u0085ÿ"],
+      ["UTF-8 bytes (browsers)", "utf8", "café ☃ 🎉", "café ☃ 🎉"],
+      ["ASCII", "latin1", "a\tb", "a\tb"],
+      // The one ambiguity: Latin-1 bytes that are valid UTF-8 are read as UTF-8.
+      ["Latin-1 bytes that are valid UTF-8", "latin1", "Ã©", "é"],
+    ] as const)(
+      "lastEventId decodes %s: UTF-8 when the bytes are valid UTF-8, else Latin-1",
+      async (_, encoding, sent, decoded) => {
+        const seen = deferred<string | undefined>();
+        const { app } = appWith((_req, res) => {
+          seen.resolve(res.sse.lastEventId);
+          res.sse.close();
+        });
+        const { port } = await listen(app);
+        const socket = await rawRequest(port, "/s", {
+          headers: { "Last-Event-ID": sent },
+          headerEncoding: encoding,
+        });
+        expect(await seen.promise).toBe(decoded);
+        socket.destroy();
+      },
+    );
   });
 
   describe("#close(), #signal and #onClose()", () => {

@@ -5,6 +5,7 @@ import type {
   AdapterPublish,
   HistoryResult,
 } from "../../src/adapter";
+import { idProblem } from "../../src/frame";
 import { resolveHistoryOptions, type ResolvedHistoryOptions } from "../../src/history";
 import { sleep, waitFor } from "./server";
 
@@ -128,6 +129,8 @@ export function adapterContract(
         for (const id of ids) {
           expect(typeof id).toBe("string");
           expect(id).not.toBe("");
+          // An id a client can send back in Last-Event-ID (the channel refuses any other).
+          expect(idProblem(id)).toBeUndefined();
           expect(channel.compare(id, id)).toBe(0);
         }
         for (let i = 1; i < ids.length; i++) {

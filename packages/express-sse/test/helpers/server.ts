@@ -43,7 +43,15 @@ export async function closeAllServers(): Promise<void> {
 export function rawRequest(
   port: number,
   path: string,
-  options: { paused?: boolean; headers?: Record<string, string>; method?: string } = {},
+  options: {
+    paused?: boolean;
+    headers?: Record<string, string>;
+    method?: string;
+    /** @defaultValue "1.1" */
+    httpVersion?: "1.0" | "1.1";
+    /** How header values become bytes: "utf8" (a browser's UTF-8 id), or "latin1" (undici's). */
+    headerEncoding?: "utf8" | "latin1";
+  } = {},
 ): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const socket = net.connect(port, "127.0.0.1", () => {
@@ -54,7 +62,8 @@ export function rawRequest(
       })
         .map(([k, v]) => `${k}: ${v}\r\n`)
         .join("");
-      socket.write(`${options.method ?? "GET"} ${path} HTTP/1.1\r\n${headers}\r\n`);
+      const head = `${options.method ?? "GET"} ${path} HTTP/${options.httpVersion ?? "1.1"}\r\n`;
+      socket.write(Buffer.from(`${head}${headers}\r\n`, options.headerEncoding ?? "utf8"));
       if (options.paused) socket.pause();
       resolve(socket);
     });

@@ -23,12 +23,29 @@ const fieldUnit = fc.oneof(
 /** A valid event name: non-empty, no CR, LF or NUL. */
 export const eventName = fc.string({ unit: fieldUnit, minLength: 1, maxLength: 20 });
 
-/** A valid id: a string without CR, LF or NUL (possibly empty), or a non-negative safe integer. */
-export const eventId = fc.oneof(
-  fc.string({ unit: fieldUnit, maxLength: 20 }),
-  fc.nat(),
-  fc.maxSafeNat(),
-);
+/**
+ * One character that may appear in an `id`: anything a field allows but control characters other
+ * than tab, DEL and lone surrogates (the client could not send them back in `Last-Event-ID`).
+ */
+const idUnit = fieldUnit.filter((c) => !/[\x00-\x08\x0a-\x1f\x7f]|\p{Surrogate}/u.test(c));
+
+/**
+ * A valid string id: {@link idUnit}s (possibly none) that neither begin nor end with a space or
+ * tab (HTTP would strip them from `Last-Event-ID`).
+ */
+export const idString = fc
+  .string({ unit: idUnit, maxLength: 20 })
+  .map((id) => id.replace(/^[ \t]+|[ \t]+$/g, ""));
+
+/** A valid id: an {@link idString} or a non-negative safe integer. */
+export const eventId = fc.oneof(idString, fc.nat(), fc.maxSafeNat());
+
+/** A control character no id may hold: C0 other than tab (CR, LF and NUL included), and DEL. */
+export const idControl = fc
+  .integer({ min: 0, max: 0x7f })
+  .filter((c) => c < 0x20 || c === 0x7f)
+  .filter((c) => c !== 0x09)
+  .map((c) => String.fromCharCode(c));
 
 /** A value for `retry`: a non-negative safe integer. */
 export const retryMs = fc.oneof(fc.nat({ max: 100_000 }), fc.maxSafeNat());
