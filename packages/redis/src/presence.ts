@@ -78,6 +78,17 @@ export const PRESENCE_SCRIPT = compactScript(PRESENCE_SOURCE);
  */
 export const REGISTRY_SCRIPT = compactScript(REGISTRY_SOURCE);
 
+/**
+ * KEYS[1] presence hash. ARGV[1] field, ARGV[2] TTL in ms. Sets the TTL if the field is there and
+ * returns 1; returns 0 if it is not (the hash expired or was deleted, and maybe another process
+ * already wrote its own field again: the hash existing is not enough).
+ */
+export const KEEPALIVE_SCRIPT = compactScript(`
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+`);
+
 /** The presence hash of stream key `stream`. */
 export function presenceKey(stream: string): string {
   return flat(`${stream}:presence`);
@@ -289,15 +300,15 @@ export class ChannelPresence implements AdapterPresence {
 
   /**
    * Sets the hash's TTL again if it was last set more than `age` ms ago, so that a channel whose
-   * subscribers don't change keeps its presence; if the hash is gone (it expired all the same, or
-   * was deleted), writes the field again.
+   * subscribers don't change keeps its presence; if this field is gone (the hash expired all the
+   * same, or was deleted), writes it again.
    */
   keepAlive(now: number, age: number): void {
     if (this._touching || now - this._aliveAt < age || this._value === "") return;
     this._touching = true;
     const key = presenceKey(this._stream.key);
     this._registry.commands
-      .send(key, ["PEXPIRE", key, String(this._registry.grace)])
+      .send(key, ["EVAL", KEEPALIVE_SCRIPT, "1", key, this.field, String(this._registry.grace)])
       .then(
         (reply) => {
           this._aliveAt = now;
