@@ -219,7 +219,8 @@ export class SseClient<Events extends EventMap = EventMap> extends EventTarget {
     }
     let response: Response;
     try {
-      response = await o.fetch(request);
+      const send = o.fetch; // unbound: browsers refuse fetch called as a method of another object
+      response = await send(request);
     } catch (cause) {
       if (!signal.aborted)
         this._fail(error(`Request failed: ${cause}`, "network", false, undefined, cause));

@@ -1,7 +1,7 @@
 import * as esbuild from "esbuild";
 import path from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
-import { findProgram } from "../../../test-support/system";
+import { findProgram, freePort } from "../../../test-support/system";
 import { startFixtureServer, type FixtureServer } from "./helpers/fixture-server";
 import { defineClientSuite, type Runner } from "./helpers/suite";
 
@@ -10,6 +10,7 @@ import { defineClientSuite, type Runner } from "./helpers/suite";
 // bundled by esbuild from source, and each scenario runs there.
 
 let server: FixtureServer;
+let closedPort: number;
 let browser: Browser;
 let page: Page;
 
@@ -43,6 +44,7 @@ const runner: Runner = {
 beforeAll(async () => {
   const script = await bundle();
   server = await startFixtureServer({ script: () => script });
+  closedPort = await freePort();
   const executablePath = findProgram("chromium");
   if (executablePath === undefined) {
     throw new Error("chromium is not installed (Debian package: chromium)");
@@ -76,4 +78,4 @@ afterAll(async () => {
   await server?.close();
 });
 
-defineClientSuite("Chromium", () => ({ runner, server }));
+defineClientSuite("Chromium", () => ({ runner, server, closedPort }));

@@ -1,4 +1,5 @@
 import { SseClient } from "../src";
+import { freePort } from "../../../test-support/system";
 import { startFixtureServer, type FixtureServer } from "./helpers/fixture-server";
 import { defineClientSuite, type Runner } from "./helpers/suite";
 import { scenarios, type Env } from "./shared/scenarios";
@@ -6,6 +7,7 @@ import { scenarios, type Env } from "./shared/scenarios";
 // The shared suite, with the client running in this Node process (its global fetch).
 
 let server: FixtureServer;
+let closedPort: number;
 
 /** A stand-in for the page's `document`: Node has none, and the client reads only these. */
 class FakeDocument extends EventTarget {
@@ -46,7 +48,8 @@ const runner: Runner = {
 
 beforeAll(async () => {
   server = await startFixtureServer();
+  closedPort = await freePort();
 });
 afterAll(() => server.close());
 
-defineClientSuite("Node", () => ({ runner, server }));
+defineClientSuite("Node", () => ({ runner, server, closedPort }));

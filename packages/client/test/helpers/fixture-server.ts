@@ -59,9 +59,14 @@ function perRun<T>(make: (run: string) => T): (run: string) => T {
   };
 }
 
-export async function startFixtureServer(
-  assets: { script?: () => string } = {},
-): Promise<FixtureServer> {
+export interface FixtureOptions {
+  /** The page's script (the bundled client and scenarios), for the browser run. */
+  script?: () => string;
+  /** Connections that have sent no request after this many ms are closed. */
+  firstRequestTimeout?: number;
+}
+
+export async function startFixtureServer(options: FixtureOptions = {}): Promise<FixtureServer> {
   const logs = perRun<RequestRecord[]>(() => []);
   const dropLog = perRun<number[]>(() => []);
   const open = perRun<Set<Response>>(() => new Set());
@@ -212,6 +217,20 @@ export async function startFixtureServer(
   });
   app.get("/feed/:run", events, (req, res) => void feedChannel(run(req)).subscribe(res));
 
+  // lifetime: Sluice's maxLifetime ends each stream cleanly after 120-150 ms, with `retry: 20`
+  // just before; events every 10 ms.
+  const lifetimeChannel = perRun((id) => {
+    const channel = new Channel<{ message: { n: number } }>(`lifetime-${id}`, {
+      maxLifetime: 150,
+      lifetimeRetry: 20,
+    });
+    channels.push(channel);
+    let n = 0;
+    timers.push(setInterval(() => void channel.publish({ n: n++ }), 10));
+    return channel;
+  });
+  app.get("/lifetime/:run", events, (req, res) => void lifetimeChannel(run(req)).subscribe(res));
+
   // once-then-drop: one event with id "a", then the connection is destroyed; later requests
   // get one event with id "b" and stay open.
   app.get("/flaky/:run", events, (req, res) => {
@@ -219,6 +238,9 @@ export async function startFixtureServer(
     res.sse.send({ first }, { id: first ? "a" : "b" });
     if (first) setTimeout(() => drop(req, res.sse), 5);
   });
+
+  // hang: headers never come (until the client leaves).
+  app.get("/hang/:run", () => undefined);
 
   // down: always 500.
   app.get("/down/:run", (_req, res) => void res.status(500).send("oops"));
@@ -271,14 +293,21 @@ export async function startFixtureServer(
       );
   });
   app.get("/client.js", (_req, res) => {
-    if (assets.script === undefined) return void res.status(404).end();
-    res.type("js").send(assets.script());
+    if (options.script === undefined) return void res.status(404).end();
+    res.type("js").send(options.script());
   });
 
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(0, "127.0.0.1", () => resolve(s));
   });
+  const used = new WeakSet<Socket>();
+  server.on("request", (req: IncomingMessage) => used.add(req.socket));
   server.on("connection", (socket) => {
+    const { firstRequestTimeout } = options;
+    if (firstRequestTimeout !== undefined) {
+      const timer = setTimeout(() => used.has(socket) || socket.destroy(), firstRequestTimeout);
+      socket.once("close", () => clearTimeout(timer));
+    }
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
   });

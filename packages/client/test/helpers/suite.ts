@@ -21,8 +21,10 @@ const consecutive = (values: number[]) =>
 
 export function defineClientSuite(
   environment: string,
-  context: () => { runner: Runner; server: FixtureServer },
+  context: () => { runner: Runner; server: FixtureServer; closedPort: number },
 ): void {
+  /** An origin where nothing listens: connections are refused. */
+  const closedOrigin = () => `http://127.0.0.1:${context().closedPort}`;
   let next = 0;
   const runId = (name: string) => `${environment.toLowerCase()}-${name}-${++next}`;
   const start = async <N extends ScenarioName>(name: N, arg?: unknown) => {
@@ -52,12 +54,41 @@ export function defineClientSuite(
       const short = await start("retry", 50);
       const long = await start("retry", 600);
       const gap = (s: typeof short) => s.log[1]!.at - s.server.drops(s.run)[0]!;
-      // The client's own default is 1000 ms: a gap under 600 ms can only come from retry: 50.
-      expect(gap(short)).toBeLessThan(600);
-      // At least 600 ms scaled by the jitter (0.75 to 1), so retry: 600 was used, not 1000 or 50.
+      // The client's own retry is 3000 ms (at least 2250 with the jitter): a gap under 2000 ms
+      // can only come from the server's retry: 50 (the margin is for a loaded machine).
+      expect(gap(short)).toBeLessThan(2000);
+      // At least 600 ms scaled by the jitter (0.75 to 1): retry: 600 was used, not 50 or 3000.
       expect(gap(long)).toBeGreaterThanOrEqual(445);
-      expect(gap(long)).toBeLessThan(750 + 500);
+      expect(gap(long)).toBeLessThan(2000);
       expect(long.log[1]!.lastEventId).toMatch(/^\d+$/); // and it resumed
+    });
+
+    test("network errors back off: from retry, doubling, capped at maxRetryDelay, with jitter", async () => {
+      const { runner } = context();
+      const result = await runner.run("backoff", runId("backoff"), closedOrigin());
+      expect(result.codes).toEqual(Array(6).fill("network:false"));
+      const nominal = [100, 200, 400, 400, 400];
+      // Each delay is its nominal value scaled by 0.75-1, plus the few ms a refused connection
+      // takes (150 ms of margin for a loaded machine: doubling past the cap would take 600).
+      result.gaps.forEach((gap, i) => {
+        expect(gap).toBeGreaterThanOrEqual(nominal[i]! * 0.75 - 1);
+        expect(gap).toBeLessThan(nominal[i]! + 150);
+      });
+      // The scale is random: not every delay at its nominal value.
+      expect(result.gaps.some((gap, i) => gap / nominal[i]! < 0.97)).toBe(true);
+    });
+
+    test("a clean end reconnects only when asked: reconnectOnEnd against Sluice's maxLifetime", async () => {
+      const { result, log } = await start("lifetime");
+      expect(result.opens).toBeGreaterThanOrEqual(3);
+      expect(result.errors).toEqual([]); // a clean end is not an error
+      expect(consecutive(result.values)).toBe(true); // resumed: nothing lost, nothing twice
+      expect(log[0]!.lastEventId).toBeNull();
+      for (const record of log.slice(1)) expect(record.lastEventId).toMatch(/^[0-9a-f]+-\d+$/);
+      // The server's `retry: 20` before each end set the delay, not the client's 3000 ms.
+      for (let i = 1; i < log.length; i++) {
+        expect(log[i]!.at - log[i - 1]!.closedAt!).toBeLessThan(1500);
+      }
     });
 
     test("503 from maxConnections: waits for Retry-After, then connects", async () => {
@@ -89,8 +120,9 @@ export function defineClientSuite(
       ]);
       expect(log[1]!.lastEventId).not.toBeNull();
       expect(log[2]!.lastEventId).toBe(log[1]!.lastEventId);
-      // The retry after a successful refresh is immediate; the client's retry is 300 ms.
-      expect(log[2]!.at - log[1]!.at).toBeLessThan(200);
+      // The retry after a successful refresh is immediate; backing off would have taken at least
+      // 750 ms (the client's retry of 500 ms, doubled for a second failure, scaled by 0.75).
+      expect(log[2]!.at - log[1]!.at).toBeLessThan(600);
       expect(result.errors.map((e) => [e.code, e.status, e.fatal])).toEqual([
         ["network", null, false],
         ["http", 401, false],

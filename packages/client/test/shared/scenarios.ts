@@ -82,7 +82,7 @@ export const scenarios = {
 
   /** The server sends `retry: ms` and drops the connection: when does the client come back? */
   async retry({ SseClient, base, run }: Env, ms: number) {
-    const client = new SseClient(`${base}/retry/${run}?ms=${ms}`); // its own default: 1000 ms
+    const client = new SseClient(`${base}/retry/${run}?ms=${ms}`, { retry: 3000 });
     let opens = 0;
     client.addEventListener("open", () => opens++);
     await waitFor(() => opens >= 2, "the reconnect");
@@ -121,7 +121,7 @@ export const scenarios = {
     let token = "one";
     const hook: Array<{ status: number; body: unknown }> = [];
     const client = new SseClient<Numbered>(`${base}/private/${run}`, {
-      retry: 300,
+      retry: 500,
       headers: () => ({ Authorization: `Bearer ${token}` }),
       onUnauthorized: async (response) => {
         hook.push({ status: response.status, body: await response.json() });
@@ -216,6 +216,7 @@ export const scenarios = {
   async post({ SseClient, base, run }: Env) {
     const client = new SseClient<{ token: string }>(`${base}/chat/${run}`, {
       retry: 10,
+      fetch: globalThis.fetch, // a fetch passed in is called as browsers require (unbound)
       body: JSON.stringify({ prompt: "the quick brown fox" }),
       headers: { "Content-Type": "application/json" },
     });
@@ -300,6 +301,39 @@ export const scenarios = {
     const state = client.readyState;
     client.close();
     return { data, errors: seen.errors, state };
+  },
+
+  /** A server that ends streams on purpose (Sluice's maxLifetime), with reconnectOnEnd. */
+  async lifetime({ SseClient, base, run }: Env) {
+    const client = new SseClient<Numbered>(`${base}/lifetime/${run}`, {
+      reconnectOnEnd: true,
+      retry: 3000,
+    });
+    const values: number[] = [];
+    let opens = 0;
+    client.addEventListener("open", () => opens++);
+    client.on("message", (data) => values.push(data.n));
+    const seen = watch(client);
+    await waitFor(() => opens >= 3 && values.length >= 30, "three streams and 30 events");
+    client.close();
+    return { values, opens, errors: seen.errors };
+  },
+
+  /**
+   * Network errors against a port where nothing listens: the delays grow from `retry` (100 ms),
+   * doubling, up to `maxRetryDelay` (400 ms), each scaled by a random 0.75-1.
+   */
+  async backoff({ SseClient }: Env, closedOrigin: string) {
+    const client = new SseClient(`${closedOrigin}/nothing`, { retry: 100, maxRetryDelay: 400 });
+    const at: number[] = [];
+    const codes: string[] = [];
+    client.addEventListener("error", ({ error }) => {
+      at.push(performance.now());
+      codes.push(`${error.code}:${error.fatal}`);
+    });
+    await waitFor(() => at.length >= 6, "six failed attempts", 10_000);
+    client.close();
+    return { gaps: at.slice(1).map((t, i) => t - at[i]!), codes };
   },
 
   /** pauseWhenHidden: closed while hidden (no reconnects either), resumed when visible. */
