@@ -37,12 +37,11 @@ const error = (
   cause?: unknown,
 ): SseError => new SseError(message, code, fatal, status, cause);
 
-/** `Retry-After` (seconds or an HTTP date) in ms, up to a quarter later; `undefined` if absent. */
-function retryAfter(response: Response): number | undefined {
-  const value = response.headers.get("retry-after");
-  if (value === null) return undefined;
+/** `Retry-After` (seconds or an HTTP date) in ms, up to a quarter later; 0 if absent or invalid. */
+function retryAfter(response: Response): number {
+  const value = response.headers.get("retry-after") ?? "";
   const ms = /^\d+$/.test(value) ? +value * 1000 : Date.parse(value) - Date.now();
-  return ms === ms ? Math.max(ms, 0) * (1 + Math.random() / 4) : undefined; // NaN: unparsable
+  return ms > 0 ? ms * (1 + Math.random() / 4) : 0; // NaN (absent, unparsable) is not > 0
 }
 
 /**
@@ -260,7 +259,7 @@ export class SseClient<Events extends EventMap = EventMap> extends EventTarget {
       return this._stop(error(message, "http", true, status, cause));
     }
     if (status === 429 || status >= 500) {
-      return this._fail(error(message, "http", false, status), retryAfter(response));
+      return this._fail(error(message, "http", false, status), undefined, retryAfter(response));
     }
     this._stop(error(message, "http", true, status));
   }
@@ -316,25 +315,29 @@ export class SseClient<Events extends EventMap = EventMap> extends EventTarget {
     for (const inbox of this._inboxes) inbox(event);
   }
 
-  /** A failed attempt: reconnect after `delay` (default: the backoff), then tell listeners. */
-  private _fail(failure: SseError, delay?: number): void {
-    this._schedule(delay);
+  /** A failed attempt: plan the next one (see `_schedule`), then tell listeners. */
+  private _fail(failure: SseError, delay?: number, atLeast?: number): void {
+    this._schedule(delay, atLeast);
     this._emit("error", { error: failure });
   }
 
   /**
-   * Plans the next attempt. Backoff: the base delay after the first failure in a row, then
-   * doubling (from at least 100 ms) up to `maxRetryDelay`, each scaled by a random 0.75-1 so
-   * that clients dropped together do not all come back together.
+   * Plans the next attempt: after `delay` if given, else after the backoff or `atLeast` (a
+   * `Retry-After`), whichever is longer, so that `Retry-After: 0` cannot make a tight loop.
+   * Backoff: the base delay after the first failure in a row, then doubling (from at least
+   * 100 ms) up to `maxRetryDelay`, each scaled by a random 0.75-1 so that clients dropped
+   * together do not all come back together.
    */
-  private _schedule(delay?: number): void {
+  private _schedule(delay?: number, atLeast = 0): void {
     const n = ++this._failures;
     const base = this._retry;
-    delay ??=
+    delay ??= Math.max(
+      atLeast,
       (n < 2
         ? base
         : Math.min(Math.max(this._o.maxRetryDelay, base), Math.max(base, 100) * 2 ** (n - 1))) *
-      (1 - Math.random() / 4);
+        (1 - Math.random() / 4),
+    );
     this._state = CONNECTING;
     this._timer = setTimeout(() => this._connect(), Math.min(delay, MAX_DELAY));
   }

@@ -153,6 +153,11 @@ export async function startFixtureServer(options: FixtureOptions = {}): Promise<
     },
   );
 
+  // overloaded: 503 with Retry-After: 0, every time.
+  app.get("/overloaded/:run", (_req, res) => {
+    res.status(503).set("Retry-After", "0").send("busy");
+  });
+
   // gone: the server says "stop" (204).
   app.get("/gone/:run", (_req, res) => void res.status(204).end());
 

@@ -101,6 +101,19 @@ export function defineClientSuite(
       expect(log[2]!.at - log[1]!.at).toBeGreaterThanOrEqual(1000);
     });
 
+    test("503 with Retry-After: 0 on every attempt backs off instead of looping", async () => {
+      const { result, log } = await start("overloaded");
+      // The backoff from retry: 10 is 10, 200 (the 100 ms floor, doubled), 400 ms, each scaled
+      // by 0.75-1: at most 4 requests in 400 ms; a client that took Retry-After: 0 at its word
+      // would have made hundreds.
+      expect(log.length).toBeGreaterThanOrEqual(2);
+      expect(log.length).toBeLessThanOrEqual(4);
+      expect(result.errors.every((e) => e.code === "http" && e.status === 503 && !e.fatal)).toBe(
+        true,
+      );
+      expect(result.errors.length).toBe(log.length);
+    });
+
     test("204 stops for good: close without an error, no second request", async () => {
       const { result, log } = await start("gone");
       expect(result).toEqual({ errors: [], closed: true, closeError: null, state: 2 });

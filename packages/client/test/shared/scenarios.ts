@@ -107,6 +107,15 @@ export const scenarios = {
     return { errors: seen.errors };
   },
 
+  /** 503 with Retry-After: 0 on every attempt: the backoff still applies. */
+  async overloaded({ SseClient, base, run }: Env) {
+    const client = new SseClient(`${base}/overloaded/${run}`, { retry: 10 });
+    const seen = watch(client);
+    await sleep(400);
+    client.close();
+    return { errors: seen.errors };
+  },
+
   /** 204: stop for good, without an error. */
   async gone({ SseClient, base, run }: Env) {
     const client = new SseClient(`${base}/gone/${run}`, { retry: 10 });
