@@ -1,0 +1,333 @@
+/**
+ * The real Sluice server the client's suite runs against (Express + `sse()` + `Channel`, from the
+ * library's source), on 127.0.0.1. Every scenario has its routes under `/<scenario>/:run`, and
+ * each run id gets its own channels and its own request log, so the Node run and the browser run
+ * of a scenario never share state. It also serves the page and the bundled client for Chromium.
+ */
+import express, { type Request, type Response } from "express";
+import type { AddressInfo } from "node:net";
+import type { Server, IncomingMessage } from "node:http";
+import type { Socket } from "node:net";
+import { Channel, sse, type SseStream } from "@sluice/express-sse";
+
+/** What the server saw of one request. */
+export interface RequestRecord {
+  method: string;
+  /** `Last-Event-ID`, or `null` without one. */
+  lastEventId: string | null;
+  authorization: string | null;
+  contentType: string | null;
+  body: string;
+  /** `Date.now()` when it arrived. */
+  at: number;
+  /** The status it was answered with. */
+  status: number;
+  /** `Date.now()` when its connection ended (destroyed, ended or left by the client). */
+  closedAt?: number;
+}
+
+export interface FixtureServer {
+  url: string;
+  /** Everything seen for a run id, in arrival order (routes of one scenario share a log). */
+  log(run: string): RequestRecord[];
+  /** `Date.now()` of each forced disconnect of a run. */
+  drops(run: string): number[];
+  /** Connections of a run that are still open. */
+  openCount(run: string): number;
+  /** Publishes to a run's channel of the `feed` route. */
+  feed(run: string): Channel;
+  close(): Promise<void>;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until(predicate: () => boolean, what: string, timeout = 10_000): Promise<void> {
+  const deadline = Date.now() + timeout;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`fixture server: timed out waiting for ${what}`);
+    await sleep(2);
+  }
+}
+
+/** Per run: a value made on first use. */
+function perRun<T>(make: (run: string) => T): (run: string) => T {
+  const map = new Map<string, T>();
+  return (run) => {
+    let value = map.get(run);
+    if (value === undefined) map.set(run, (value = make(run)));
+    return value;
+  };
+}
+
+export interface FixtureOptions {
+  /** The page's script (the bundled client and scenarios), for the browser run. */
+  script?: () => string;
+  /** Connections that have sent no request after this many ms are closed. */
+  firstRequestTimeout?: number;
+}
+
+export async function startFixtureServer(options: FixtureOptions = {}): Promise<FixtureServer> {
+  const logs = perRun<RequestRecord[]>(() => []);
+  const dropLog = perRun<number[]>(() => []);
+  const open = perRun<Set<Response>>(() => new Set());
+  const sockets = new Set<Socket>();
+  const channels: Channel[] = [];
+  const timers: ReturnType<typeof setInterval>[] = [];
+  const app = express();
+
+  /** Records every request of a run: headers, body, status, and when its connection ended. */
+  app.use("/:scenario/:run", express.text({ type: "*/*" }), (req, res, next) => {
+    const run = String(req.params["run"]);
+    const record: RequestRecord = {
+      method: req.method,
+      lastEventId: req.get("last-event-id") ?? null,
+      authorization: req.get("authorization") ?? null,
+      contentType: req.get("content-type") ?? null,
+      body: typeof req.body === "string" ? req.body : "",
+      at: Date.now(),
+      status: 0,
+    };
+    logs(run).push(record);
+    open(run).add(res);
+    const done = () => {
+      record.closedAt ??= Date.now();
+      open(run).delete(res);
+    };
+    res.once("close", done);
+    const writeHead = res.writeHead;
+    res.writeHead = function (this: Response, ...args: unknown[]) {
+      record.status = args[0] as number;
+      return (writeHead as (...a: unknown[]) => Response).apply(this, args);
+    } as typeof res.writeHead;
+    next();
+  });
+
+  const events = sse();
+  const run = (req: Request) => String(req.params["run"]);
+  const drop = (req: Request, stream?: SseStream) => {
+    dropLog(run(req)).push(Date.now());
+    (stream?.request ?? (req as IncomingMessage)).socket.destroy();
+  };
+
+  // resume: 1,000 events on a channel; every 100th, the subscriber's connection is destroyed.
+  const resumeChannel = perRun((id) => {
+    const channel = new Channel<{ message: { n: number } }>(`resume-${id}`, {
+      history: { max: 2000 },
+    });
+    channels.push(channel);
+    const streams = new Set<SseStream>();
+    channel.on("join", (s) => streams.add(s));
+    channel.on("leave", (s) => streams.delete(s));
+    void (async () => {
+      await until(() => streams.size > 0, "the first subscriber");
+      for (let n = 0; n < 1000; n++) {
+        await channel.publish({ n });
+        if (n % 10 === 9) await sleep(1);
+        if (n % 100 === 99 && n < 999) {
+          await until(() => streams.size > 0, "a subscriber to drop");
+          for (const s of streams) {
+            dropLog(id).push(Date.now());
+            s.request.socket.destroy();
+          }
+        }
+      }
+    })();
+    return channel;
+  });
+  app.get("/resume/:run", events, (req, res) => void resumeChannel(run(req)).subscribe(res));
+
+  // retry: sends `retry: <ms>` and one event, then drops the connection.
+  app.get("/retry/:run", events, (req, res) => {
+    const ms = Number(req.query["ms"]);
+    res.sse.send({ n: logs(run(req)).length }, { retry: ms, id: String(Date.now()) });
+    setTimeout(() => drop(req), 5);
+  });
+
+  // busy: a Sluice instance with room for one stream; the next one gets 503 + Retry-After.
+  const busy = perRun(() => sse({ maxConnections: 1, retry: 1000 }));
+  app.get(
+    "/busy/:run",
+    (req, res, next) => busy(run(req))(req, res, next),
+    (_req, res) => {
+      res.sse.send("welcome", { event: "hello" });
+    },
+  );
+
+  // overloaded: 503 with Retry-After: 0, every time.
+  app.get("/overloaded/:run", (_req, res) => {
+    res.status(503).set("Retry-After", "0").send("busy");
+  });
+
+  // gone: the server says "stop" (204).
+  app.get("/gone/:run", (_req, res) => void res.status(204).end());
+
+  // private: a channel behind a bearer token that the server expires after the first stream.
+  const privateState = perRun((id) => {
+    const channel = new Channel(`private-${id}`);
+    channels.push(channel);
+    return { channel, valid: "Bearer one", published: false };
+  });
+  app.get(
+    "/private/:run",
+    (req, res, next) => {
+      const state = privateState(run(req));
+      if (req.get("authorization") !== state.valid) {
+        res.status(401).json({ error: "the stream token has expired" });
+        return;
+      }
+      next();
+    },
+    events,
+    async (req, res) => {
+      const state = privateState(run(req));
+      await state.channel.subscribe(res);
+      if (!state.published) {
+        state.published = true;
+        for (let n = 0; n < 5; n++) await state.channel.publish({ n });
+        await sleep(20);
+        state.valid = "Bearer two"; // the first token has expired: the reconnect gets 401
+        drop(req, res.sse);
+        for (let n = 5; n < 10; n++) await state.channel.publish({ n }); // missed, then replayed
+      }
+    },
+  );
+  app.get("/forbidden/:run", (_req, res) => void res.status(403).json({ error: "no" }));
+
+  // reset: a channel keeping 5 events, 20 published before anyone subscribes.
+  const resetChannel = perRun((id) => {
+    const channel = new Channel(`reset-${id}`, { history: { max: 5 } });
+    channels.push(channel);
+    for (let n = 0; n < 20; n++) void channel.publish({ n });
+    return channel;
+  });
+  app.get("/reset/:run", events, (req, res) => {
+    const channel = resetChannel(run(req));
+    void channel.subscribe(res).then(() => channel.publish({ n: 20 }));
+  });
+
+  // ticks: an endless stream, one event every 10 ms, with ids.
+  app.get("/ticks/:run", events, (_req, res) => {
+    let n = 0;
+    const timer = setInterval(() => res.sse.send({ n }, { id: String(n++) }), 10);
+    res.sse.onClose(() => clearInterval(timer));
+  });
+
+  // feed: a run's channel that the test publishes to (hidden-page scenario).
+  const feedChannel = perRun((id) => {
+    const channel = new Channel<{ message: { n: number } }>(`feed-${id}`);
+    channels.push(channel);
+    let n = 0;
+    timers.push(setInterval(() => void channel.publish({ n: n++ }), 10));
+    return channel;
+  });
+  app.get("/feed/:run", events, (req, res) => void feedChannel(run(req)).subscribe(res));
+
+  // lifetime: Sluice's maxLifetime ends each stream cleanly after 120-150 ms, with `retry: 20`
+  // just before; events every 10 ms.
+  const lifetimeChannel = perRun((id) => {
+    const channel = new Channel<{ message: { n: number } }>(`lifetime-${id}`, {
+      maxLifetime: 150,
+      lifetimeRetry: 20,
+    });
+    channels.push(channel);
+    let n = 0;
+    timers.push(setInterval(() => void channel.publish({ n: n++ }), 10));
+    return channel;
+  });
+  app.get("/lifetime/:run", events, (req, res) => void lifetimeChannel(run(req)).subscribe(res));
+
+  // once-then-drop: one event with id "a", then the connection is destroyed; later requests
+  // get one event with id "b" and stay open.
+  app.get("/flaky/:run", events, (req, res) => {
+    const first = logs(run(req)).length === 1;
+    res.sse.send({ first }, { id: first ? "a" : "b" });
+    if (first) setTimeout(() => drop(req, res.sse), 5);
+  });
+
+  // hang: headers never come (until the client leaves).
+  app.get("/hang/:run", () => undefined);
+
+  // down: always 500.
+  app.get("/down/:run", (_req, res) => void res.status(500).send("oops"));
+
+  // chat: the LLM pattern. POST a prompt, get it back word by word, and the stream ends.
+  app.post("/chat/:run", events, (req, res) => {
+    const { prompt } = JSON.parse(String(req.body)) as { prompt: string };
+    void res.sse.pipe(prompt.split(" "), { event: "token", closeOnEnd: true });
+  });
+
+  // many: `count` events through pipe (backpressure included), then the end.
+  app.get("/many/:run", events, (req, res) => {
+    const count = Number(req.query["count"]);
+    function* numbers() {
+      for (let n = 0; n < count; n++) yield { n };
+    }
+    void res.sse.pipe(numbers(), { closeOnEnd: true });
+  });
+
+  // typed: prices and text tokens, then the end.
+  app.get("/typed/:run", events, (_req, res) => {
+    res.sse.send({ symbol: "ACME", price: 12.5 }, { event: "price", id: "p1" });
+    res.sse.send("42", { event: "token" });
+    res.sse.send("hello", { event: "token", id: "t2" });
+    res.sse.send("{not json", { event: "token" });
+    res.sse.send({ symbol: "ACME", price: 13 }, { event: "price" });
+    res.sse.close();
+  });
+
+  // Bad input, written by hand: no Sluice server sends these.
+  app.get("/json/:run", (_req, res) => void res.json({ data: "not a stream" }));
+  app.get("/plain/:run", (_req, res) => {
+    res.type("text/plain").send("data: looks like a stream\n\n");
+  });
+  app.get("/missing/:run", (_req, res) => void res.status(404).type("html").send("<h1>404</h1>"));
+  app.get("/badretry/:run", (req, res) => {
+    const n = logs(run(req)).length;
+    res.writeHead(200, { "content-type": "text/event-stream" });
+    if (n === 1) res.write("retry: abc\n\nretry: -5\n\nid: 1\ndata: one\n\n");
+    else res.write("retry: 99999999999999999999\n\nid: 2\ndata: two\n\n");
+    setTimeout(() => drop(req), 5);
+  });
+
+  // The browser page and the bundled client with the shared scenarios.
+  app.get("/", (_req, res) => {
+    res
+      .type("html")
+      .send(
+        '<!doctype html><meta charset="utf-8"><title>client</title><script src="/client.js"></script>',
+      );
+  });
+  app.get("/client.js", (_req, res) => {
+    if (options.script === undefined) return void res.status(404).end();
+    res.type("js").send(options.script());
+  });
+
+  const server: Server = await new Promise((resolve) => {
+    const s = app.listen(0, "127.0.0.1", () => resolve(s));
+  });
+  const used = new WeakSet<Socket>();
+  server.on("request", (req: IncomingMessage) => used.add(req.socket));
+  server.on("connection", (socket) => {
+    const { firstRequestTimeout } = options;
+    if (firstRequestTimeout !== undefined) {
+      const timer = setTimeout(() => used.has(socket) || socket.destroy(), firstRequestTimeout);
+      socket.once("close", () => clearTimeout(timer));
+    }
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+  });
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    log: logs,
+    drops: dropLog,
+    openCount: (id) => open(id).size,
+    feed: feedChannel,
+    close: async () => {
+      for (const timer of timers) clearInterval(timer);
+      await Promise.all(channels.map((channel) => channel.close()));
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
