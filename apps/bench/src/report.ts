@@ -8,6 +8,11 @@ import type { CellResult, Machine, Results, ScenarioMeta } from "./results";
 import type { Column } from "./scenarios/types";
 
 const BASELINE = "raw";
+/**
+ * The limit: `raw-socket`, one pre-framed chunk written straight to every socket. Where it ran,
+ * the ratio columns are also shown against it ("× limit").
+ */
+export const LIMIT = "raw-socket";
 
 export function formatNumber(value: number, digits: number): string {
   if (!Number.isFinite(value)) return "n/a";
@@ -32,8 +37,9 @@ function perRun(
   row: string,
   key: string,
   compare: "ratio" | "diff",
+  against: string = baselineOf(meta),
 ): number[] {
-  const base = cellsOf(results, meta.key, baselineOf(meta));
+  const base = cellsOf(results, meta.key, against);
   const values: number[] = [];
   for (const cell of cellsOf(results, meta.key, row)) {
     const mine = metric(cell, key);
@@ -51,16 +57,17 @@ function baselineOf(meta: ScenarioMeta): string {
   return meta.rows?.baseline ?? BASELINE;
 }
 
-/** The row against the baseline (raw), run by run, then the median. */
+/** The row against the baseline (raw) or `against`, run by run, then the median. */
 function compareWithBaseline(
   results: Results,
   meta: ScenarioMeta,
   row: string,
   col: Column,
+  against: string = baselineOf(meta),
 ): string {
   if (col.compare === "none") return "";
-  if (row === baselineOf(meta)) return "—";
-  const values = perRun(results, meta, row, col.key, col.compare);
+  if (row === against) return "—";
+  const values = perRun(results, meta, row, col.key, col.compare, against);
   if (values.length === 0) return "n/a";
   const m = median(values);
   if (col.compare === "ratio") return `×${formatNumber(m, 2)}`;
@@ -72,11 +79,17 @@ export function scenarioTable(results: Results, meta: ScenarioMeta): string {
   const header = [meta.rows?.header ?? "variant"];
   const align: Array<"l" | "r"> = ["l"];
   const baselineLabel = meta.rows?.baselineLabel ?? BASELINE;
+  // The distance to the limit, for the ratio columns of variant tables where raw-socket ran.
+  const withLimit = meta.rows === undefined && cellsOf(results, meta.key, LIMIT).length > 0;
   for (const col of meta.columns) {
     header.push(col.label);
     align.push("r");
     if (col.compare !== "none") {
       header.push(col.compare === "ratio" ? `× ${baselineLabel}` : `vs ${baselineLabel}`);
+      align.push("r");
+    }
+    if (withLimit && col.compare === "ratio") {
+      header.push("× limit");
       align.push("r");
     }
   }
@@ -99,6 +112,8 @@ export function scenarioTable(results: Results, meta: ScenarioMeta): string {
       }
       if (col.compare !== "none")
         row.push(ok.length === 0 ? "" : compareWithBaseline(results, meta, variant, col));
+      if (withLimit && col.compare === "ratio")
+        row.push(ok.length === 0 ? "" : compareWithBaseline(results, meta, variant, col, LIMIT));
     }
     rows.push(row);
   }
@@ -136,8 +151,10 @@ export function targetList(results: Results, meta: ScenarioMeta): string {
         `${formatNumber(figure, col?.digits ?? 2)}${unit} ` +
         `(×${formatNumber(figure / target.limit, 2)} the limit)`;
     } else {
-      figure = median(perRun(results, meta, target.row, target.column, "ratio"));
-      shown = `×${formatNumber(figure, 2)} (the same run's ${meta.rows?.baselineLabel ?? BASELINE} = ×1)`;
+      const against = target.against ?? baselineOf(meta);
+      figure = median(perRun(results, meta, target.row, target.column, "ratio", against));
+      const label = target.against ?? meta.rows?.baselineLabel ?? BASELINE;
+      shown = `×${formatNumber(figure, 2)} (the same run's ${label} = ×1)`;
     }
     const verdict = !Number.isFinite(figure)
       ? "not measured"
@@ -197,7 +214,9 @@ export function resultsMarkdown(
     `Each figure is the median of ${config.runs} run${config.runs === 1 ? "" : "s"}` +
       (config.runs > 1 ? " (min–max)" : "") +
       "; **× raw** is the median, over runs, of the variant ÷ `raw` measured in the same run " +
-      "(for speed above 1 is faster; for CPU, time and memory above 1 is more). Every variant " +
+      "(for speed above 1 is faster; for CPU, time and memory above 1 is more); **× limit** is " +
+      "the same against `raw-socket`, the limit (one pre-framed chunk written straight to every " +
+      "socket). Every variant " +
       "runs with its library's defaults except heartbeats / keep-alive pings, which are off in all " +
       "of them. Every cell checked that every client received every event exactly once and in " +
       "order; a cell that did not is listed as failed under its table.",

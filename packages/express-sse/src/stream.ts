@@ -371,9 +371,9 @@ export class SseStream {
       // The direct path: one write of a ready-made chunk, instead of res.write()'s four writes,
       // cork and nextTick per call. For a Frame the chunk is built once and shared by every
       // client of a broadcast.
-      // No read of `res` here: the fan-out calls this for every subscriber, and property loads on
-      // responses are megamorphic (Express gives each app its own response prototype), a V8
-      // runtime lookup each (~12% of a 10,000-client broadcast). A `res.end()` of the app's own
+      // No read of `res` here: the fan-out calls this for every subscriber, and under Express
+      // each response has a hidden class of its own (its prototype is swapped per request), so
+      // every property load on one is a V8 runtime lookup (~12% of a 10,000-client broadcast). A `res.end()` of the app's own
       // is seen by resOnPrefinish instead, synchronously, before anything else can be written.
       if (socket.destroyed) return this._lost();
       let ok: boolean;
@@ -467,6 +467,7 @@ export class SseStream {
     }
     this._state = OPEN;
     this._ctx.stats.opened++;
+    releaseRequestState(req);
     heartbeat.add(this);
     const server = (req.socket as { server?: object } | null)?.server;
     if (server !== undefined && closingServers.has(server)) {
@@ -574,6 +575,29 @@ class StreamExtras {
 function resOnClose(this: TaggedResponse): void {
   const stream = this[kStream];
   if (stream instanceof SseStream) stream._finalize("client-disconnected");
+}
+
+/**
+ * What Express keeps per request that an open event stream never uses again, released once the
+ * stream has started (an idle stream then costs less than Express's own per-request state):
+ *
+ * - `req.next`, the router's continuation (a closure and its scope, ~200 bytes): Express uses it
+ *   to report errors of `res.render()` / `res.format()`, which cannot run once the stream's
+ *   headers are sent. A handler's own `next` parameter is untouched.
+ * - `req._parsedUrl` / `req._parsedOriginalUrl`, the `parseurl` caches (a `Url`, ~130 bytes plus
+ *   its strings): rebuilt on the next `req.query`, `req.path`, ... if the app asks.
+ *
+ * Set to `undefined`, not deleted: deleting would turn `req` into a slow (dictionary) object.
+ */
+function releaseRequestState(req: IncomingMessage): void {
+  const r = req as IncomingMessage & {
+    next?: unknown;
+    _parsedUrl?: unknown;
+    _parsedOriginalUrl?: unknown;
+  };
+  if (r.next !== undefined) r.next = undefined;
+  if (r._parsedUrl !== undefined) r._parsedUrl = undefined;
+  if (r._parsedOriginalUrl !== undefined) r._parsedOriginalUrl = undefined;
 }
 
 /**

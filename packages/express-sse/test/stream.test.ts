@@ -124,6 +124,36 @@ describe.each(EXPRESS_VERSIONS)("SseStream on %s", (_name, express) => {
     });
   });
 
+  describe("what an open stream keeps of the request", () => {
+    test("Express's router continuation and URL cache are released once the stream starts; req.query, req.path and the handler's next still work", async () => {
+      const seen = deferred<Record<string, unknown>>();
+      const { app } = appWith((req, res, next?: unknown) => {
+        void req.query; // parseurl caches the parsed URL on req
+        const r = req as Request & { _parsedUrl?: unknown };
+        const before = { next: typeof r.next, parsed: r._parsedUrl !== undefined };
+        res.sse.start();
+        seen.resolve({
+          before,
+          next: r.next,
+          parsed: r._parsedUrl,
+          query: { ...req.query },
+          path: req.path,
+          ownNext: typeof next,
+        });
+        res.sse.close();
+      });
+      await collectEvents(app, { path: "/s?a=1&b=two" });
+      expect(await seen.promise).toEqual({
+        before: { next: "function", parsed: true },
+        next: undefined,
+        parsed: undefined,
+        query: { a: "1", b: "two" },
+        path: "/s",
+        ownNext: "function",
+      });
+    });
+  });
+
   describe("laziness", () => {
     test("a handler that never touches res.sse gets an ordinary response and costs no stream", async () => {
       const app = express();

@@ -27,6 +27,16 @@ export function fanout(size: FanoutSize): Scenario {
       { key: "clientCpuPct", label: "client CPU %", digits: 0, compare: "none" },
       { key: "bytesPerEvent", label: "bytes/event", digits: 0, compare: "none" },
     ],
+    targets: [
+      {
+        label: "Sluice's server CPU per delivery ≤ ×1.10 the limit (raw-socket)",
+        row: "sluice",
+        column: "cpuPer1k",
+        of: "baseline",
+        against: "raw-socket",
+        limit: 1.1,
+      },
+    ],
     async measure(harness, ctx) {
       await harness.connect(ctx, size.clients, SEQUENCE_SAMPLE);
       await harness.deliver(ctx, size.clients, { cmd: "fanout", events: size.warmup });

@@ -18,6 +18,16 @@ export function memory(size: Config["memory"]): Scenario {
       { key: "heapPerClient", label: "heap bytes/client", digits: 0, compare: "ratio" },
       { key: "rssPerClient", label: "RSS bytes/client", digits: 0, compare: "ratio" },
     ],
+    targets: [
+      {
+        label: "Sluice's heap per idle stream ≤ the Express loop's (express-raw)",
+        row: "sluice",
+        column: "heapPerClient",
+        of: "baseline",
+        against: "express-raw",
+        limit: 1,
+      },
+    ],
     async measure(harness, ctx) {
       await harness.connect(ctx, size.warmup);
       await harness.disconnect(ctx);

@@ -37,9 +37,11 @@ export interface Target {
   column: string;
   /**
    * `value`: the row's median against `limit` (in the column's unit); `baseline`: the row ÷ the
-   * baseline row of the same run, median over runs, against `limit` (a ratio).
+   * baseline row of the same run (or the row `against`), median over runs, against `limit`.
    */
   of: "value" | "baseline";
+  /** With `of: "baseline"`: the row to divide by instead of the scenario's baseline. */
+  against?: string;
   /** The most the figure may be. */
   limit: number;
 }
