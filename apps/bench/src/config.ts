@@ -39,6 +39,16 @@ export interface Config {
    * Channel-count sweep: one reader process with `channels[i]` open channels on one Redis
    * adapter, another process publishing `hz` events/s to random ones among them for `seconds`.
    */
+  /** As many idle streams as one process may hold here, every variant side by side. */
+  scaleOne: { clients: number; warmup: number; idleSeconds: number; broadcasts: number };
+  /** `clients` streams over `workers` cluster workers on Redis, from `clientProcesses` clients. */
+  scaleCluster: {
+    clients: number;
+    workers: number;
+    clientProcesses: number;
+    idleSeconds: number;
+    broadcasts: number;
+  };
   redisChannels: {
     channels: number[];
     hz: number;
@@ -73,6 +83,14 @@ export const FULL: Config = {
     hz: 50,
     seconds: 5,
   },
+  scaleOne: { clients: 19_000, warmup: 100, idleSeconds: 20, broadcasts: 5 },
+  scaleCluster: {
+    clients: 100_000,
+    workers: 6,
+    clientProcesses: 6,
+    idleSeconds: 20,
+    broadcasts: 5,
+  },
   redisChannels: {
     channels: [10, 1_000, 10_000, 100_000],
     hz: 2_000,
@@ -104,6 +122,8 @@ export const QUICK: Config = {
     hz: 50,
     seconds: 1,
   },
+  scaleOne: { clients: 2_000, warmup: 50, idleSeconds: 2, broadcasts: 3 },
+  scaleCluster: { clients: 6_000, workers: 3, clientProcesses: 2, idleSeconds: 2, broadcasts: 3 },
   redisChannels: {
     channels: [10, 1_000, 10_000],
     hz: 2_000,

@@ -14,7 +14,9 @@ import type {
   ServerInfo,
   ServerVariantName,
 } from "./protocol";
+import { startRedis } from "./redis-server";
 import { Worker } from "./rpc";
+import { SCALE_HEARTBEAT_MS } from "./scenarios/scale";
 
 const ROOT = path.resolve(__dirname, "..");
 const START_TIMEOUT = 20_000;
@@ -32,6 +34,15 @@ export interface CellContext {
   server: Server;
   client: Client;
   info: ServerInfo;
+}
+
+/** The 100,000-stream set-up: a cluster server process and several load clients. */
+export interface ClusterCell {
+  server: Server;
+  /** Opens `n` connections, spread evenly over the clients; waits until all are registered. */
+  connect(n: number): Promise<void>;
+  /** Publishes one event in the first worker; resolves with ms until every client has it. */
+  broadcast(): Promise<number>;
 }
 
 export class Harness {
@@ -80,6 +91,103 @@ export class Harness {
           await client.kill();
         }
       }
+    }
+  }
+
+  /**
+   * Runs `fn` against a fresh `node:cluster` server (`workers` workers of `sluice-redis` on one
+   * port, a fresh local Redis, heartbeat on) and `clientProcesses` fresh load clients; kills
+   * everything afterwards.
+   */
+  async clusterCell<T>(
+    workers: number,
+    clientProcesses: number,
+    fn: (cell: ClusterCell) => Promise<T>,
+  ): Promise<T> {
+    const redis = await startRedis();
+    const server = Worker.spawn<ServerCommands>(
+      "cluster server",
+      path.join(__dirname, "cluster-server.ts"),
+      [String(workers)],
+      {
+        cwd: ROOT,
+        env: { BENCH_REDIS_URL: redis.url, BENCH_HEARTBEAT_MS: String(SCALE_HEARTBEAT_MS) },
+      },
+    );
+    const clients = Array.from({ length: clientProcesses }, (_, i) =>
+      Worker.spawn<ClientCommands>(
+        `client ${i + 1}`,
+        path.join(__dirname, "client-worker.ts"),
+        [],
+        {
+          cwd: ROOT,
+        },
+      ),
+    );
+    try {
+      const info = await server.call("info", undefined, START_TIMEOUT);
+      let total = 0;
+      const cell: ClusterCell = {
+        server,
+        connect: async (n) => {
+          const timeoutMs = 60_000 + n * 4;
+          const share = Math.ceil(n / clients.length);
+          const results = await Promise.all(
+            clients.map((client, i) =>
+              client.call(
+                "connect",
+                {
+                  port: info.port,
+                  path: info.path,
+                  n: Math.min(share, n - share * i),
+                  preludeFrames: info.preludeFrames,
+                  sampleEvery: 0,
+                  concurrency: this._connectConcurrency,
+                  timeoutMs,
+                },
+                timeoutMs + 5_000,
+              ),
+            ),
+          );
+          const connected = results.reduce((sum, r) => sum + r.connected, 0);
+          if (connected !== n) {
+            const errors = results.flatMap((r) => r.errors).slice(0, 5);
+            throw new Error(`${n - connected} of ${n} connections failed: ${errors.join("; ")}`);
+          }
+          total = n;
+          await server.call("waitClients", { n, timeoutMs: 60_000 }, 65_000);
+        },
+        broadcast: async () => {
+          const timeoutMs = 60_000;
+          await Promise.all(
+            clients.map((c) => c.call("reset", { target: 1, latency: false }, SHORT_TIMEOUT)),
+          );
+          const sent = server.call("fanout", { events: 1 }, timeoutMs);
+          const reports = await Promise.all(
+            clients.map((c) =>
+              c.call(
+                "wait",
+                { timeoutMs, stallMs: STALL_MS, graceMs: GRACE_MS },
+                timeoutMs + 10_000,
+              ),
+            ),
+          );
+          const published = await sent;
+          let doneAt = 0;
+          let clientsSeen = 0;
+          for (const report of reports) {
+            checkDelivery(report, report.clients, 1);
+            clientsSeen += report.clients;
+            doneAt = Math.max(doneAt, report.doneAt);
+          }
+          if (clientsSeen !== total) throw new Error(`${clientsSeen} of ${total} clients reported`);
+          return doneAt - published.startedAt;
+        },
+      };
+      return await fn(cell);
+    } finally {
+      await Promise.all([server.kill(), ...clients.map((c) => c.kill())]);
+      await redis.stop();
     }
   }
 

@@ -21,6 +21,7 @@ import { fanout } from "./scenarios/fanout";
 import { latency } from "./scenarios/latency";
 import { memory } from "./scenarios/memory";
 import { redisChannels } from "./scenarios/redis-channels";
+import { scaleCluster, scaleOne } from "./scenarios/scale";
 import type { Scenario } from "./scenarios/types";
 
 const ROOT = path.resolve(__dirname, "..");
@@ -32,6 +33,7 @@ const FAMILIES = [
   "churn",
   "crossprocess",
   "redis-channels",
+  "scale",
 ] as const;
 
 const USAGE = `Usage: pnpm bench [options]        (from the repository root; builds first)
@@ -113,6 +115,8 @@ function scenariosOf(config: Config, only: Set<string> | undefined): Scenario[] 
     ["churn", churn(config.churn)],
     ["crossprocess", crossProcess(config.crossProcess)],
     ["redis-channels", redisChannels(config.redisChannels)],
+    ["scale", scaleOne(config.scaleOne)],
+    ["scale", scaleCluster(config.scaleCluster)],
   ];
   return all.filter(([family]) => only === undefined || only.has(family)).map(([, s]) => s);
 }
@@ -152,6 +156,10 @@ function checkOpenFiles(config: Config): void {
       config.burst.clients,
       config.latency.clients,
       config.crossProcess.clients * config.crossProcess.processes,
+      config.scaleOne.clients,
+      // The cluster scenario's processes each hold a share: a worker or a client.
+      Math.ceil(config.scaleCluster.clients / config.scaleCluster.workers),
+      Math.ceil(config.scaleCluster.clients / config.scaleCluster.clientProcesses),
       ...config.fanout.map((f) => f.clients),
     ) + 200;
   const hard = shell("ulimit -Hn");

@@ -65,6 +65,8 @@ export type ServerCommands = {
   cpu: [undefined, number];
   /** Heap and RSS after forced full garbage collections. */
   memory: [undefined, MemorySample];
+  /** CPU ms (user + system) used while idle for `ms` (timers such as the heartbeat only). */
+  idle: [{ ms: number }, number];
 };
 
 export interface ConnectArgs {

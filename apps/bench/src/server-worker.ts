@@ -90,6 +90,14 @@ serve<ServerCommands>({
     return (used.user + used.system) / 1000;
   },
 
+  async idle({ ms }) {
+    await started;
+    const before = process.cpuUsage();
+    await sleep(ms);
+    const used = process.cpuUsage(before);
+    return (used.user + used.system) / 1000;
+  },
+
   async memory() {
     const variant = await started;
     await collectGarbage();

@@ -22,7 +22,9 @@ export async function serveChannel(
   release: () => Promise<void> = async () => {},
 ): Promise<ServerVariant> {
   const app = express();
-  app.use(sse({ heartbeat: 0 }));
+  // Off as in every variant, except where a scenario measures it (BENCH_HEARTBEAT_MS: the scale
+  // scenarios run Sluice's default, 15 s).
+  app.use(sse({ heartbeat: Number(process.env["BENCH_HEARTBEAT_MS"] ?? 0) }));
   app.get(PATH, (_req, res) => channel.subscribe(res));
   const server = createServer(app);
   return {
