@@ -243,9 +243,10 @@ async function main(): Promise<void> {
     for (const scenario of scenarios) {
       const scenarioStart = Date.now();
       console.log(`## ${scenario.title}`);
-      for (let run = 1; run <= config.runs; run++) {
+      const runs = Math.min(config.runs, scenario.runs ?? config.runs);
+      for (let run = 1; run <= runs; run++) {
         for (const row of scenario.rows?.names ?? scenario.variants ?? options.variants) {
-          results.cells.push(await runCell(harness, scenario, row, run, config.runs));
+          results.cells.push(await runCell(harness, scenario, row, run, runs));
         }
       }
       const meta = results.scenarios.find((s) => s.key === scenario.key);

@@ -15,6 +15,7 @@ export const SCALE_HEARTBEAT_MS = 15_000;
 export function scaleOne(size: Config["scaleOne"]): Scenario {
   return {
     key: "scale-one",
+    runs: 1,
     title: `Scale: ${n(size.clients)} idle streams in one process`,
     description:
       `In a fresh server process: ${size.warmup} clients connect and leave, full GC, baseline; ` +
@@ -24,7 +25,8 @@ export function scaleOne(size: Config["scaleOne"]): Scenario {
       `Sluice's heartbeat on at its default (${SCALE_HEARTBEAT_MS / 1000} s: every stream gets a ` +
       `\`: ping\` once in the window, and the sweep runs); the other variants have no heartbeat. ` +
       `Broadcast: one event published, ms until the last of the ${n(size.clients)} clients has ` +
-      `it (median of ${size.broadcasts}, after one warm-up).`,
+      `it (median of ${size.broadcasts}, after one warm-up). One run: a capacity figure that ` +
+      `takes minutes a cell.`,
     columns: [
       { key: "heapPerClient", label: "heap bytes/stream", digits: 0, compare: "ratio" },
       { key: "rssPerClient", label: "RSS bytes/stream", digits: 0, compare: "ratio" },
@@ -91,6 +93,7 @@ export function scaleCluster(size: Config["scaleCluster"]): Scenario {
   const row = `${n(size.clients)} streams, ${size.workers} workers`;
   return {
     key: "scale-cluster",
+    runs: 1,
     title: `Scale: ${n(size.clients)} streams over ${size.workers} cluster workers on Redis`,
     description:
       `\`sluice-redis\` in ${size.workers} \`node:cluster\` workers sharing one port (about ` +
@@ -102,7 +105,7 @@ export function scaleCluster(size: Config["scaleCluster"]): Scenario {
       `CPU: all workers' CPU ms per second over ${size.idleSeconds} s with no event (the ` +
       `heartbeat). Publish to all: one event published in the first worker, ms until every ` +
       `client of every worker has it (through Redis for the others; median of ` +
-      `${size.broadcasts}, after one warm-up).`,
+      `${size.broadcasts}, after one warm-up). One run.`,
     columns: [
       { key: "heapPerClient", label: "heap bytes/stream", digits: 0, compare: "none" },
       { key: "rssPerClient", label: "RSS bytes/stream", digits: 0, compare: "none" },

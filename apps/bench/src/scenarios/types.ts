@@ -64,6 +64,11 @@ export interface Scenario {
   rows?: Rows;
   targets?: Target[];
   /**
+   * At most this many runs, whatever `--runs` says: for the scale scenarios, capacity figures that
+   * take minutes a cell (their tables then show one run's figures, no min–max).
+   */
+  runs?: number;
+  /**
    * One whole cell, when it needs more than one server process (default: `measure` in one);
    * called with a variant, or with a row of `rows`.
    */
