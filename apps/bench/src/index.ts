@@ -139,6 +139,9 @@ function machine(): Machine {
     os: `${os.type()} ${os.release()} ${os.arch()}`,
     date: new Date().toISOString().slice(0, 16).replace("T", " ") + " UTC",
     openFiles: shell("ulimit -n"),
+    commit:
+      shell("git rev-parse --short HEAD") +
+      (shell("git status --porcelain --untracked-files=no") === "" ? "" : " + uncommitted changes"),
     loadBefore: os.loadavg()[0] ?? 0,
     loadAfter: 0,
   };

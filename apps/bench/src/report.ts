@@ -184,6 +184,7 @@ export function machineLines(machine: Machine): string[] {
   return [
     `- CPU: ${machine.cpu}, ${machine.cores} cores; ${machine.memoryGiB} GiB memory`,
     `- Node ${machine.node} on ${machine.os}; open files (ulimit -n): ${machine.openFiles}`,
+    `- Commit: ${machine.commit ?? "unknown"}`,
     `- Date: ${machine.date}; 1-minute load average before / after: ` +
       `${machine.loadBefore.toFixed(2)} / ${machine.loadAfter.toFixed(2)}`,
   ];

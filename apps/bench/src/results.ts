@@ -12,6 +12,8 @@ export interface Machine {
   date: string;
   /** `ulimit -n` the processes ran with (Node raises its soft limit to the hard one). */
   openFiles: string;
+  /** The commit measured (`git rev-parse --short HEAD`), with "+ changes" if the tree was dirty. */
+  commit: string;
   /** 1-minute load average before and after: others using the machine show up here. */
   loadBefore: number;
   loadAfter: number;
