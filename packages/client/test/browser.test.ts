@@ -1,7 +1,8 @@
 import * as esbuild from "esbuild";
 import path from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
-import { findProgram, freePort } from "../../../test-support/system";
+import { chromiumLaunchOptions } from "../../../test-support/chromium";
+import { freePort } from "../../../test-support/system";
 import { startFixtureServer, type FixtureServer } from "./helpers/fixture-server";
 import { defineClientSuite, type Runner } from "./helpers/suite";
 
@@ -45,26 +46,10 @@ beforeAll(async () => {
   const script = await bundle();
   server = await startFixtureServer({ script: () => script });
   closedPort = await freePort();
-  const executablePath = findProgram("chromium");
-  if (executablePath === undefined) {
-    throw new Error("chromium is not installed (Debian package: chromium)");
-  }
-  browser = await chromium.launch({
-    executablePath,
-    headless: true,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      // For the heap check: window.gc() and exact performance.memory figures.
-      "--js-flags=--expose-gc",
-      "--enable-precise-memory-info",
-    ],
-  });
+  browser = await chromium.launch(
+    // For the heap check: window.gc() and exact performance.memory figures.
+    chromiumLaunchOptions(["--js-flags=--expose-gc", "--enable-precise-memory-info"]),
+  );
   page = await browser.newPage();
   const errors: string[] = [];
   page.on("pageerror", (error) => errors.push(error.message));

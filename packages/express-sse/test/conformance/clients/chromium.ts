@@ -5,7 +5,7 @@
  * a binding, in order.
  */
 import { chromium, type Browser, type Page } from "playwright-core";
-import { ensurePrograms } from "../../../../../test-support/system";
+import { chromiumLaunchOptions } from "../../../../../test-support/chromium";
 import { PAGE_PATH } from "../server";
 import type { ClientAdapter, ClientSession, Observation } from "./types";
 
@@ -27,23 +27,7 @@ export const chromiumClient: ClientAdapter = {
   description: "Chromium (headless, Debian's package)",
   async start(origin) {
     // Installs chromium with apt-get when missing (as root on Debian), or fails naming it.
-    const executablePath = ensurePrograms([{ program: "chromium", debianPackage: "chromium" }]).get(
-      "chromium",
-    );
-    // The flags of the demo's browser tests (apps/demo/test/helpers/browser.ts): a closed network.
-    browser = await chromium.launch({
-      executablePath,
-      headless: true,
-      args: [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
+    browser = await chromium.launch(chromiumLaunchOptions());
     page = await browser.newPage();
     await page.exposeBinding("sluiceReport", (_source, sid: number, observation: Observation) => {
       logs.get(sid)?.push(observation);
