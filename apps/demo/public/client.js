@@ -96,13 +96,16 @@ function track(name, source, handlers) {
   return source;
 }
 
-/** Closes a panel's source ourselves (no event fires for that, so render the state here). */
+/**
+ * Closes a panel's source ourselves (no event fires for that, so render the state here): IDLE,
+ * not CLOSED, because nothing went wrong (CLOSED, in red, is the browser giving up).
+ */
 function closeSource(name) {
   const p = panel(name);
   if (!p.source) return;
   p.source.close();
   p.source = null;
-  showState(name, "CLOSED");
+  showState(name, "IDLE");
   log(name, "closed", "closed by the page");
 }
 
@@ -225,7 +228,11 @@ const chatHandlers = {
     body.textContent = text; // textContent: user text is never HTML
     const time = document.createElement("time");
     time.dateTime = at;
-    time.textContent = new Date(at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    time.textContent = new Date(at).toLocaleTimeString([], {
+      hour: "2-digit",
+      minute: "2-digit",
+      hour12: false, // 24-hour, as the clock and the log
+    });
     li.append(who, body, time);
     addChatItem(li);
   },
@@ -626,6 +633,7 @@ function openPrivate(token, reopening) {
       time.textContent = new Date(at).toLocaleTimeString([], {
         hour: "2-digit",
         minute: "2-digit",
+        hour12: false,
       });
       li.append(who, body, time);
       addPrivateItem(li);

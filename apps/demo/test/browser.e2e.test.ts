@@ -109,6 +109,15 @@ describe("the demo page in Chromium", () => {
           { timeout: 10_000 },
         );
       }
+      // Panels the page has not opened (the job, private notifications) or has closed itself
+      // (/sse after demo10) read IDLE, not CLOSED: nothing went wrong.
+      for (const stream of ["progress", "private", "sse"]) {
+        await page.waitForFunction(
+          (id) => document.getElementById(id)?.textContent?.trim() === "IDLE",
+          `state-${stream}`,
+          { timeout: 10_000 },
+        );
+      }
       const first = await page.textContent("#clock");
       await page.waitForFunction(
         (before) => document.getElementById("clock")?.textContent !== before,
@@ -182,6 +191,9 @@ describe("the demo page in Chromium", () => {
         },
       );
       expect(await bob.textContent("#chat-messages")).toContain("alice");
+      // 24-hour time, as the clock and the log (no AM/PM).
+      const time = await bob.textContent("#chat-messages li:last-child time");
+      expect(time).toMatch(/^\d{2}:\d{2}$/);
     } finally {
       await alice.close();
       await bob.close();
