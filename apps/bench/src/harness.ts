@@ -8,6 +8,7 @@
 import path from "node:path";
 import type {
   ClientCommands,
+  ConnectArgs,
   DeliveryReport,
   PublishResult,
   ServerCommands,
@@ -136,15 +137,7 @@ export class Harness {
             clients.map((client, i) =>
               client.call(
                 "connect",
-                {
-                  port: info.port,
-                  path: info.path,
-                  n: Math.min(share, n - share * i),
-                  preludeFrames: info.preludeFrames,
-                  sampleEvery: 0,
-                  concurrency: this._connectConcurrency,
-                  timeoutMs,
-                },
+                this._connectArgs(info, Math.min(share, n - share * i), 0, timeoutMs),
                 timeoutMs + 5_000,
               ),
             ),
@@ -213,15 +206,7 @@ export class Harness {
     const timeoutMs = 20_000 + n * 4;
     const result = await ctx.client.call(
       "connect",
-      {
-        port: ctx.info.port,
-        path: ctx.info.path,
-        n,
-        preludeFrames: ctx.info.preludeFrames,
-        sampleEvery,
-        concurrency: this._connectConcurrency,
-        timeoutMs,
-      },
+      this._connectArgs(ctx.info, n, sampleEvery, timeoutMs),
       timeoutMs + 5_000,
     );
     if (result.connected !== n) {
@@ -230,6 +215,23 @@ export class Harness {
       );
     }
     await ctx.server.call("waitClients", { n, timeoutMs: SHORT_TIMEOUT }, SHORT_TIMEOUT + 5_000);
+  }
+
+  private _connectArgs(
+    info: ServerInfo,
+    n: number,
+    sampleEvery: number,
+    timeoutMs: number,
+  ): ConnectArgs {
+    return {
+      port: info.port,
+      path: info.path,
+      n,
+      preludeFrames: info.preludeFrames,
+      sampleEvery,
+      concurrency: this._connectConcurrency,
+      timeoutMs,
+    };
   }
 
   async disconnect(ctx: CellContext): Promise<void> {

@@ -1,9 +1,14 @@
 /**
- * What HTTP itself imposes on a stream, kept apart from the write path: how the `Last-Event-ID`
- * request header is decoded, and which `Connection` header the request's HTTP version allows.
+ * The HTTP side of a stream, kept apart from its state and write path: how the `Last-Event-ID`
+ * request header is decoded, the response head of a stream (or the 503 that refuses one), whether
+ * frames may go straight to the socket, and what of Express's per-request state a started stream
+ * releases.
  */
 import { isUtf8 } from "node:buffer";
-import type { IncomingMessage } from "node:http";
+import { ServerResponse, type IncomingMessage } from "node:http";
+import type { Socket } from "node:net";
+import { DEFAULT_RETRY_AFTER_S, SSE_CACHE_CONTROL, SSE_CONTENT_TYPE } from "./constants";
+import type { ResolvedOptions } from "./options";
 
 /**
  * A `Last-Event-ID` value as the client meant it. Node reads header bytes as Latin-1 (one char
@@ -33,4 +38,74 @@ export function decodeLastEventId(value: string): string {
 export function connectionHeader(req: IncomingMessage): string | undefined {
   if (req.httpVersionMajor >= 2) return undefined;
   return req.httpVersionMajor === 1 && req.httpVersionMinor >= 1 ? "keep-alive" : "close";
+}
+
+/** Node's own write: a response whose `write` is anything else (compression) is wrapped. */
+const NODE_WRITE = ServerResponse.prototype.write;
+
+/** Sends a stream's response head: the event-stream headers, then the app's `headers`. */
+export function writeStreamHead(res: ServerResponse, headers: ResolvedOptions["headers"]): void {
+  res.setHeader("Content-Type", SSE_CONTENT_TYPE);
+  res.setHeader("Cache-Control", SSE_CACHE_CONTROL);
+  // keep-alive on HTTP/1.1, close on HTTP/1.0, none on HTTP/2 (connectionHeader).
+  const connection = connectionHeader(res.req);
+  if (connection !== undefined) res.setHeader("Connection", connection);
+  // nginx: do not buffer this response even where proxy_buffering is on.
+  res.setHeader("X-Accel-Buffering", "no");
+  for (const name in headers) res.setHeader(name, headers[name] as string);
+  res.writeHead(200);
+}
+
+/** The head of the answer to a stream refused by `maxConnections`: 503, `Retry-After` from `retry` (ms). */
+export function writeBusyHead(res: ServerResponse, retry: number | undefined): void {
+  res.writeHead(503, {
+    "Retry-After": String(
+      retry === undefined ? DEFAULT_RETRY_AFTER_S : Math.max(1, Math.ceil(retry / 1000)),
+    ),
+    "Content-Type": "text/plain; charset=utf-8",
+    "Cache-Control": "no-store",
+  });
+}
+
+/** Its body. */
+export const BUSY_BODY = "Too many open event streams; retry later.\n";
+
+/**
+ * The socket to hand frames to directly, once the head is flushed: a plain HTTP/1.1 chunked
+ * response, its socket serving it, its `write` Node's own (not wrapped by compression or anything
+ * else), nothing queued in the response itself. Else `undefined`.
+ */
+export function directSocketOf(res: ServerResponse): Socket | undefined {
+  const socket = res.socket as (Socket & { _httpMessage?: unknown }) | null;
+  const direct =
+    socket !== null &&
+    socket._httpMessage === res &&
+    res.chunkedEncoding &&
+    res.write === NODE_WRITE &&
+    res.headersSent &&
+    res.writableLength === socket.writableLength;
+  return direct ? socket : undefined;
+}
+
+/**
+ * What Express keeps per request that an open event stream never uses again, released once the
+ * stream has started (an idle stream then costs less than Express's own per-request state):
+ *
+ * - `req.next`, the router's continuation (a closure and its scope, ~200 bytes): Express uses it
+ *   to report errors of `res.render()` / `res.format()`, which cannot run once the stream's
+ *   headers are sent. A handler's own `next` parameter is untouched.
+ * - `req._parsedUrl` / `req._parsedOriginalUrl`, the `parseurl` caches (a `Url`, ~130 bytes plus
+ *   its strings): rebuilt on the next `req.query`, `req.path`, ... if the app asks.
+ *
+ * Set to `undefined`, not deleted: deleting would turn `req` into a slow (dictionary) object.
+ */
+export function releaseRequestState(req: IncomingMessage): void {
+  const r = req as IncomingMessage & {
+    next?: unknown;
+    _parsedUrl?: unknown;
+    _parsedOriginalUrl?: unknown;
+  };
+  if (r.next !== undefined) r.next = undefined;
+  if (r._parsedUrl !== undefined) r._parsedUrl = undefined;
+  if (r._parsedOriginalUrl !== undefined) r._parsedOriginalUrl = undefined;
 }

@@ -1,11 +1,6 @@
-import { ServerResponse, type IncomingMessage } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
-import {
-  HEARTBEAT_COMMENT,
-  SSE_CACHE_CONTROL,
-  SSE_CONTENT_TYPE,
-  DEFAULT_RETRY_AFTER_S,
-} from "./constants";
+import { HEARTBEAT_COMMENT } from "./constants";
 import {
   Frame,
   frameComment,
@@ -16,46 +11,19 @@ import {
   type EventFields,
 } from "./frame";
 import type { Heartbeat } from "./heartbeat";
-import { connectionHeader, decodeLastEventId } from "./http";
+import {
+  BUSY_BODY,
+  decodeLastEventId,
+  directSocketOf,
+  writeBusyHead,
+  releaseRequestState,
+  writeStreamHead,
+} from "./http";
 import type { ResolvedOptions } from "./options";
 import { pipe, type PipeOptions, type PipeSource } from "./pipe";
+import { StreamClosedError, type CloseReason } from "./close-reason";
 
-/** Why a stream closed; found on `signal.reason.type` and passed to `onClose` callbacks. */
-export type CloseReason =
-  /** The client went away (closed the tab, lost the network, `EventSource#close()`). */
-  | "client-disconnected"
-  /** The server called `close()`. */
-  | "closed"
-  /** The client fell more than `maxBufferedBytes` behind and was disconnected. */
-  | "max-buffered-bytes"
-  /** `maxConnections` was reached; the client got 503 + `Retry-After`. */
-  | "max-connections"
-  /** A `HEAD` request: headers were sent and the response ended, as HTTP requires. */
-  | "head-request"
-  /** The stream was closed by a graceful shutdown. */
-  | "shutdown"
-  /** The stream reached its `maxLifetime` and was closed so the client reconnects. */
-  | "max-lifetime";
-
-/** The `reason` of an aborted `res.sse.signal`: an `Error` whose `type` says why. */
-export class StreamClosedError extends Error {
-  readonly type: CloseReason;
-  constructor(type: CloseReason) {
-    super(CLOSE_MESSAGES[type]);
-    this.name = "StreamClosedError";
-    this.type = type;
-  }
-}
-
-const CLOSE_MESSAGES: Record<CloseReason, string> = {
-  "client-disconnected": "The client disconnected",
-  closed: "The stream was closed by the server",
-  "max-buffered-bytes": "The client was too slow: its unsent data passed maxBufferedBytes",
-  "max-connections": "Too many open streams: maxConnections was reached",
-  "head-request": "HEAD request: no body is sent",
-  shutdown: "The server is shutting down",
-  "max-lifetime": "The stream reached its maxLifetime",
-};
+export { StreamClosedError, type CloseReason } from "./close-reason";
 
 /** Options of `send()`: the event's fields other than data. */
 export type SendOptions = EventFields;
@@ -110,8 +78,6 @@ type TaggedResponse = ServerResponse & {
 
 const HEARTBEAT_FRAME = Frame.comment(HEARTBEAT_COMMENT);
 const OPEN_FRAME = ":\n\n";
-/** Node's own write: a response whose `write` is anything else (compression) is wrapped. */
-const NODE_WRITE = ServerResponse.prototype.write;
 
 /** Servers being shut down: a stream that starts on one of them is closed at once. */
 export const closingServers = new WeakSet<object>();
@@ -373,8 +339,8 @@ export class SseStream {
       // client of a broadcast.
       // No read of `res` here: the fan-out calls this for every subscriber, and under Express
       // each response has a hidden class of its own (its prototype is swapped per request), so
-      // every property load on one is a V8 runtime lookup (~12% of a 10,000-client broadcast). A `res.end()` of the app's own
-      // is seen by resOnPrefinish instead, synchronously, before anything else can be written.
+      // every property load on one is a V8 runtime lookup (~12% of a 10,000-client broadcast).
+      // The app's own `res.end()` is seen by resOnPrefinish instead, within that call.
       if (socket.destroyed) return this._lost();
       let ok: boolean;
       if (typeof frame === "string") {
@@ -438,28 +404,12 @@ export class SseStream {
     }
     if (heartbeat.size >= options.maxConnections) {
       this._ctx.stats.rejected++;
-      res.writeHead(503, {
-        "Retry-After": String(
-          options.retry === undefined
-            ? DEFAULT_RETRY_AFTER_S
-            : Math.max(1, Math.ceil(options.retry / 1000)),
-        ),
-        "Content-Type": "text/plain; charset=utf-8",
-        "Cache-Control": "no-store",
-      });
+      writeBusyHead(res, options.retry);
       this._finalize("max-connections");
-      res.end("Too many open event streams; retry later.\n");
+      res.end(BUSY_BODY);
       return;
     }
-    res.setHeader("Content-Type", SSE_CONTENT_TYPE);
-    res.setHeader("Cache-Control", SSE_CACHE_CONTROL);
-    // keep-alive on HTTP/1.1, close on HTTP/1.0, none on HTTP/2 (see http.ts).
-    const connection = connectionHeader(req);
-    if (connection !== undefined) res.setHeader("Connection", connection);
-    // nginx: do not buffer this response even where proxy_buffering is on.
-    res.setHeader("X-Accel-Buffering", "no");
-    for (const name in options.headers) res.setHeader(name, options.headers[name] as string);
-    res.writeHead(200);
+    writeStreamHead(res, options.headers);
     if (req.method === "HEAD") {
       this._finalize("head-request");
       res.end();
@@ -483,15 +433,8 @@ export class SseStream {
     // configured, else an empty comment (3 bytes, ignored by every client).
     const first = options.retry !== undefined ? frameRetry(options.retry) : OPEN_FRAME;
     res.flushHeaders();
-    const socket = res.socket as (Socket & { _httpMessage?: unknown }) | null;
-    if (
-      socket !== null &&
-      socket._httpMessage === res &&
-      res.chunkedEncoding &&
-      res.write === NODE_WRITE &&
-      res.headersSent &&
-      res.writableLength === socket.writableLength // nothing queued in the response itself
-    ) {
+    const socket = directSocketOf(res);
+    if (socket !== undefined) {
       this._socket = socket;
       res.on("prefinish", resOnPrefinish);
     }
@@ -575,29 +518,6 @@ class StreamExtras {
 function resOnClose(this: TaggedResponse): void {
   const stream = this[kStream];
   if (stream instanceof SseStream) stream._finalize("client-disconnected");
-}
-
-/**
- * What Express keeps per request that an open event stream never uses again, released once the
- * stream has started (an idle stream then costs less than Express's own per-request state):
- *
- * - `req.next`, the router's continuation (a closure and its scope, ~200 bytes): Express uses it
- *   to report errors of `res.render()` / `res.format()`, which cannot run once the stream's
- *   headers are sent. A handler's own `next` parameter is untouched.
- * - `req._parsedUrl` / `req._parsedOriginalUrl`, the `parseurl` caches (a `Url`, ~130 bytes plus
- *   its strings): rebuilt on the next `req.query`, `req.path`, ... if the app asks.
- *
- * Set to `undefined`, not deleted: deleting would turn `req` into a slow (dictionary) object.
- */
-function releaseRequestState(req: IncomingMessage): void {
-  const r = req as IncomingMessage & {
-    next?: unknown;
-    _parsedUrl?: unknown;
-    _parsedOriginalUrl?: unknown;
-  };
-  if (r.next !== undefined) r.next = undefined;
-  if (r._parsedUrl !== undefined) r._parsedUrl = undefined;
-  if (r._parsedOriginalUrl !== undefined) r._parsedOriginalUrl = undefined;
 }
 
 /**

@@ -1,4 +1,5 @@
 import type { Config } from "../config";
+import type { CellContext, Harness } from "../harness";
 import type { Scenario } from "./types";
 
 const n = (value: number): string => value.toLocaleString("en-US");
@@ -28,19 +29,30 @@ export function memory(size: Config["memory"]): Scenario {
         limit: 1,
       },
     ],
-    async measure(harness, ctx) {
-      await harness.connect(ctx, size.warmup);
-      await harness.disconnect(ctx);
-      const base = await ctx.server.call("memory", undefined, 60_000);
-      await harness.connect(ctx, size.clients);
-      const full = await ctx.server.call("memory", undefined, 60_000);
-      if (full.clients !== size.clients) {
-        throw new Error(`${full.clients} of ${size.clients} clients registered at measurement`);
-      }
-      return {
-        heapPerClient: (full.heapUsed - base.heapUsed) / size.clients,
-        rssPerClient: (full.rss - base.rss) / size.clients,
-      };
-    },
+    measure: (harness, ctx) => memoryPerClient(harness, ctx, size.clients, size.warmup),
+  };
+}
+
+/**
+ * Heap and RSS per idle client: `warmup` clients connect and leave, full GC, baseline; `clients`
+ * connect and stay, full GC, measure; the difference ÷ `clients`.
+ */
+export async function memoryPerClient(
+  harness: Harness,
+  ctx: CellContext,
+  clients: number,
+  warmup: number,
+): Promise<{ heapPerClient: number; rssPerClient: number }> {
+  await harness.connect(ctx, warmup);
+  await harness.disconnect(ctx);
+  const base = await ctx.server.call("memory", undefined, 60_000);
+  await harness.connect(ctx, clients);
+  const full = await ctx.server.call("memory", undefined, 60_000);
+  if (full.clients !== clients) {
+    throw new Error(`${full.clients} of ${clients} clients registered at measurement`);
+  }
+  return {
+    heapPerClient: (full.heapUsed - base.heapUsed) / clients,
+    rssPerClient: (full.rss - base.rss) / clients,
   };
 }

@@ -1,5 +1,7 @@
 import type { Config } from "../config";
+import { median } from "../measure";
 import { isServerVariantName } from "../protocol";
+import { memoryPerClient } from "./memory";
 import type { Scenario } from "./types";
 
 const n = (value: number): string => value.toLocaleString("en-US");
@@ -58,14 +60,7 @@ export function scaleOne(size: Config["scaleOne"]): Scenario {
       });
     },
     async measure(harness, ctx) {
-      await harness.connect(ctx, size.warmup);
-      await harness.disconnect(ctx);
-      const base = await ctx.server.call("memory", undefined, 60_000);
-      await harness.connect(ctx, size.clients);
-      const full = await ctx.server.call("memory", undefined, 60_000);
-      if (full.clients !== size.clients) {
-        throw new Error(`${full.clients} of ${size.clients} clients registered at measurement`);
-      }
+      const memory = await memoryPerClient(harness, ctx, size.clients, size.warmup);
       const idleMs = size.idleSeconds * 1000;
       const idleCpu = await ctx.server.call("idle", { ms: idleMs }, idleMs + 30_000);
       await harness.deliver(ctx, size.clients, { cmd: "fanout", events: 1 });
@@ -74,12 +69,10 @@ export function scaleOne(size: Config["scaleOne"]): Scenario {
         const d = await harness.deliver(ctx, size.clients, { cmd: "fanout", events: 1 });
         times.push(d.elapsedMs);
       }
-      times.sort((a, b) => a - b);
       return {
-        heapPerClient: (full.heapUsed - base.heapUsed) / size.clients,
-        rssPerClient: (full.rss - base.rss) / size.clients,
+        ...memory,
         idleCpuMsPerSec: idleCpu / size.idleSeconds,
-        broadcastMs: times[Math.floor(times.length / 2)] as number,
+        broadcastMs: median(times),
       };
     },
   };
@@ -129,12 +122,11 @@ export function scaleCluster(size: Config["scaleCluster"]): Scenario {
         await cluster.broadcast();
         const times: number[] = [];
         for (let i = 0; i < size.broadcasts; i++) times.push(await cluster.broadcast());
-        times.sort((a, b) => a - b);
         return {
           heapPerClient: (full.heapUsed - base.heapUsed) / size.clients,
           rssPerClient: (full.rss - base.rss) / size.clients,
           idleCpuMsPerSec: idleCpu / size.idleSeconds,
-          broadcastMs: times[Math.floor(times.length / 2)] as number,
+          broadcastMs: median(times),
           connectSeconds,
         };
       });
