@@ -84,6 +84,12 @@ test("no count listener: no timer; presenceInterval 0 tells every change", async
   const before = activeResources()["Timeout"] ?? 0;
   const socket = await open(server.port, "/c");
   await waitFor(() => quiet.count === 1, { what: "a subscriber" });
+  // Timers of the previous test's closing sockets may still be running: wait until they end,
+  // well within presenceInterval (10 s), so a presence timer would still be caught.
+  await waitFor(() => (activeResources()["Timeout"] ?? 0) <= before, {
+    timeout: 2_000,
+    what: "no timer beyond those before the subscriber",
+  });
   expect(activeResources()["Timeout"] ?? 0).toBe(before);
   socket.destroy();
   await waitFor(() => quiet.count === 0, { what: "no subscriber" });
