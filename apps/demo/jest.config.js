@@ -12,6 +12,7 @@ module.exports = {
     "^@sluice/express-sse$": "<rootDir>/../../packages/express-sse/src/index.ts",
     "^@sluice/express-sse/testing$": "<rootDir>/../../packages/express-sse/src/testing.ts",
     "^@sluice/redis$": "<rootDir>/../../packages/redis/src/index.ts",
+    "^@sluice/client$": "<rootDir>/../../packages/client/src/index.ts",
   },
   // Installs (as root on Debian) or demands nginx, openssl, docker-compose and chromium.
   globalSetup: "<rootDir>/test/setup/global-setup.ts",

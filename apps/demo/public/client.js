@@ -1,4 +1,6 @@
-// Sluice demo page: one EventSource per stream, plain DOM, no framework, no build.
+// Sluice demo page: one EventSource per stream, plain DOM, no framework, no build step of its
+// own. The private notifications panel alone uses @sluice/client (an Authorization header), from
+// the bundle in vendor/ that scripts/build-client.mjs makes, imported when the panel opens.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -53,8 +55,13 @@ function showState(name, state) {
   badge.dataset.state = state;
 }
 
-/** Wires a new EventSource to its panel, and `handlers` (event name -> fn(data, event)) to it. */
+/**
+ * Wires a new source to its panel, and `handlers` (event name -> fn(data, event)) to it. A source
+ * is an EventSource, or an SseClient of @sluice/client (the same readyState values and events; its
+ * data arrives parsed, and its `error` events carry the reason).
+ */
 function track(name, source, handlers) {
+  const parsed = !(source instanceof EventSource);
   const p = panel(name);
   p.source = source;
   let opened = false;
@@ -71,23 +78,25 @@ function track(name, source, handlers) {
     render();
     log(name, "open");
   });
-  source.addEventListener("error", () => {
+  source.addEventListener("error", (e) => {
     render();
     log(
       name,
       source.readyState === EventSource.CLOSED ? "closed" : "error",
-      STATES[source.readyState],
+      e.error ? `${STATES[source.readyState]}: ${e.error.message}` : STATES[source.readyState],
     );
   });
   for (const [type, handle] of Object.entries(handlers)) {
     source.addEventListener(type, (e) => {
       if (e.lastEventId) $(`last-id-${name}`).textContent = e.lastEventId;
-      log(name, type, e.data, e.lastEventId);
+      log(name, type, parsed ? JSON.stringify(e.data) : e.data, e.lastEventId);
       let data = e.data;
-      try {
-        data = JSON.parse(e.data);
-      } catch {
-        // not JSON (the /sse events are plain text)
+      if (!parsed) {
+        try {
+          data = JSON.parse(e.data);
+        } catch {
+          // not JSON (the /sse events are plain text)
+        }
       }
       handle(data, e);
     });
@@ -507,12 +516,13 @@ progressCancel.addEventListener("click", () => {
 });
 
 // ---------------------------------------------------------------------------------------------
-// Private notifications. Signing in sets an HttpOnly session cookie (the script never sees it).
-// EventSource cannot send an Authorization header, so the page trades the cookie for a stream
-// token that lives a minute (POST /api/stream-token) and puts it in the URL. The browser's own
-// reconnects reuse that URL; once the token has expired the server answers 401, which is final
-// for EventSource (readyState CLOSED). Then the page mints a new token and opens a new
-// EventSource with &lastEventId=<last id seen>, so the server replays what was missed.
+// Private notifications. Signing in sets an HttpOnly session cookie (the script never sees it);
+// the page trades it for a stream token that lives a minute (POST /api/stream-token) and reads
+// the stream with @sluice/client, which sends the token as `Authorization: Bearer` (EventSource
+// cannot send headers) and reconnects by itself with Last-Event-ID: after a dropped connection,
+// and after the server ends the stream (its maxLifetime). A reconnect with an expired token gets
+// 401: the client's onUnauthorized mints a new token and the client tries again at once, so the
+// channel replays what was missed.
 // ---------------------------------------------------------------------------------------------
 const PRIVATE_USER_KEY = "sluice-demo-private-user";
 const PRIVATE_MAX = 200;
@@ -529,9 +539,9 @@ const privateError = $("private-error");
 const privateNote = $("private-note");
 
 let privateUser = null; // signed in as
-let privateLastId = ""; // newest id seen: where a new EventSource resumes
-let privateFailures = 0; // reopenings in a row that did not get to `open`, for the backoff
-let privateTimer;
+let privateToken = ""; // the stream token the client sends: replaced when it expires
+let privateTimer; // the next try to resume a session from an earlier visit
+let sluiceClient; // import() of the bundled @sluice/client, once
 
 /** POSTs JSON (or nothing) and returns the response with its parsed JSON body ({} if none). */
 async function postJson(path, body) {
@@ -544,13 +554,23 @@ async function postJson(path, body) {
   return { res, data };
 }
 
+/** The bundled client, imported when first needed: without it only this panel is affected. */
+function loadSluiceClient() {
+  sluiceClient ??= import("./vendor/sluice-client.js").catch((err) => {
+    sluiceClient = undefined; // try again next time
+    throw err;
+  });
+  return sluiceClient;
+}
+
 function addPrivateItem(li) {
   privateList.prepend(li); // newest first
   while (privateList.childElementCount > PRIVATE_MAX) privateList.lastElementChild.remove();
 }
 
-function showSignedIn({ user, expiresAt }) {
+function showSignedIn({ user, token, expiresAt }) {
   privateUser = user;
+  privateToken = token;
   $("private-whoami").textContent = user;
   privateLoginForm.hidden = true;
   privateSession.hidden = false;
@@ -561,7 +581,7 @@ function showSignedIn({ user, expiresAt }) {
 
 function showSignedOut(message = "") {
   privateUser = null;
-  privateLastId = "";
+  privateToken = "";
   clearTimeout(privateTimer);
   closeSource("private");
   localStorage.removeItem(PRIVATE_USER_KEY);
@@ -592,34 +612,51 @@ function makeRoomForPrivate() {
     "HTTP/1.1 allows six connections per origin: the ticker was paused to make room for this stream.";
 }
 
-/** Opens the private stream with `token`; `reopening`: after the previous one was refused. */
-function openPrivate(token, reopening) {
-  const old = panel("private").source;
-  if (old) old.close();
-  if (!reopening) makeRoomForPrivate();
-  const query = new URLSearchParams({ token });
-  if (privateLastId) query.set("lastEventId", privateLastId);
-  const source = new EventSource(`/api/me/events?${query}`);
-  source.addEventListener("open", () => {
-    privateFailures = 0;
-    // A new EventSource after a refusal is a reconnect too, as the panel counts them.
-    if (reopening) {
-      reopening = false;
-      const p = panel("private");
-      p.reconnects++;
-      $("reconnects-private").textContent = String(p.reconnects);
+/**
+ * The client's onUnauthorized: the server refused the token (401: it expired). Mint another with
+ * the session cookie and answer true, so the client reconnects with it at once (Last-Event-ID
+ * included). A failed mint also answers true: the client then backs off (1 s, 2 s … 30 s) and
+ * asks again. An expired session signs the page out and stops the client.
+ */
+async function refreshPrivateToken(response) {
+  if (response.status !== 401 || !privateUser) return false;
+  try {
+    const { res, data } = await postJson("/api/stream-token");
+    if (res.status === 401) {
+      showSignedOut("Your session has expired: sign in again.");
+      return false;
     }
-  });
-  source.addEventListener("error", () => {
-    // CONNECTING: the browser retries by itself. CLOSED: it gave up (401 once the token has
-    // expired, 503 when the server is busy or restarting): mint a token and open a new one.
-    if (source.readyState === EventSource.CLOSED && panel("private").source === source) {
-      schedulePrivateReopen();
+    if (res.ok && privateUser === data.user) {
+      privateToken = data.token;
+      showTokenExpiry(data.expiresAt);
     }
+  } catch {
+    // offline, or the server is restarting: the client's backoff paces the next try
+  }
+  return privateUser !== null;
+}
+
+/** Opens the private stream for the signed-in user. */
+async function openPrivate() {
+  closeSource("private");
+  makeRoomForPrivate();
+  const user = privateUser;
+  let SseClient;
+  try {
+    ({ SseClient } = await loadSluiceClient());
+  } catch {
+    privateError.textContent =
+      "The page's stream client (vendor/sluice-client.js) did not load: start the demo with pnpm demo, which bundles it.";
+    return;
+  }
+  if (privateUser !== user || panel("private").source) return; // signed out or in meanwhile
+  const source = new SseClient("/api/me/events", {
+    headers: () => ({ Authorization: `Bearer ${privateToken}` }), // read on every (re)connect
+    reconnectOnEnd: true, // the server ends each stream after 12-15 minutes, on purpose
+    onUnauthorized: refreshPrivateToken,
   });
   track("private", source, {
     notification({ from, text, at }, e) {
-      privateLastId = e.lastEventId;
       const li = document.createElement("li");
       li.dataset.id = e.lastEventId;
       const who = document.createElement("span");
@@ -638,8 +675,7 @@ function openPrivate(token, reopening) {
       li.append(who, body, time);
       addPrivateItem(li);
     },
-    reset(_data, e) {
-      if (e.lastEventId) privateLastId = e.lastEventId;
+    reset() {
       const li = document.createElement("li");
       li.className = "notice";
       li.textContent = "Some notifications were missed while disconnected.";
@@ -648,16 +684,11 @@ function openPrivate(token, reopening) {
   });
 }
 
-/** At once the first time (the usual case: the token expired), then after 1, 2, 4 … 30 s. */
-function schedulePrivateReopen() {
-  clearTimeout(privateTimer);
-  const wait = privateFailures === 0 ? 0 : Math.min(30_000, 1000 * 2 ** (privateFailures - 1));
-  privateFailures++;
-  privateTimer = setTimeout(reopenPrivate, wait);
-}
-
-/** Mints a token with the session cookie and (re)opens the stream; signs out on 401. */
-async function reopenPrivate() {
+/**
+ * A session from an earlier visit: mint a token with the cookie and open the stream; sign out if
+ * the cookie is no longer valid; on a network error try again after 1, 2, 4 … 30 s.
+ */
+async function resumePrivateSession(failures = 0) {
   if (!privateUser) return;
   try {
     const { res, data } = await postJson("/api/stream-token");
@@ -668,9 +699,10 @@ async function reopenPrivate() {
     }
     if (!res.ok) throw new Error(data.error ?? `HTTP ${res.status}`);
     showSignedIn(data);
-    openPrivate(data.token, panel("private").source !== null);
+    openPrivate();
   } catch {
-    schedulePrivateReopen();
+    const wait = Math.min(30_000, 1000 * 2 ** failures);
+    privateTimer = setTimeout(() => resumePrivateSession(failures + 1), wait);
   }
 }
 
@@ -682,10 +714,8 @@ privateLoginForm.addEventListener("submit", async (e) => {
     const { res, data } = await postJson("/api/login", { user: privateUserInput.value });
     if (res.ok) {
       localStorage.setItem(PRIVATE_USER_KEY, data.user);
-      privateLastId = "";
-      privateFailures = 0;
       showSignedIn(data);
-      openPrivate(data.token, false);
+      openPrivate();
       privateText.focus();
     } else {
       privateError.textContent = data.error ?? `HTTP ${res.status}`;
@@ -732,5 +762,5 @@ privateNotifyForm.addEventListener("submit", async (e) => {
 privateUserInput.value = localStorage.getItem(PRIVATE_USER_KEY) ?? chatUser.value;
 if (localStorage.getItem(PRIVATE_USER_KEY)) {
   privateUser = localStorage.getItem(PRIVATE_USER_KEY);
-  reopenPrivate();
+  resumePrivateSession();
 }

@@ -42,7 +42,7 @@ export interface DemoOptions {
    * @defaultValue a random secret for this app only
    */
   streamSecret?: string;
-  /** Lifetime of a stream token (`?token=` of `/api/me/events`), ms. @defaultValue 60000 */
+  /** Lifetime of a stream token (of `/api/me/events`), ms. @defaultValue 60000 */
   streamTokenTtlMs?: number;
   /** Lifetime of the session cookie, ms. @defaultValue 28800000 (8 h) */
   sessionTtlMs?: number;

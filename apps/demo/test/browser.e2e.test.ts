@@ -25,8 +25,15 @@ let server: Server;
 let nginx: RunningNginx;
 let browser: Browser;
 let context: BrowserContext;
-/** The URL of every request the app received (through nginx), in order. */
-const requests: string[] = [];
+/** Every request the app received (through nginx), in order, with its status once answered. */
+interface Received {
+  method: string;
+  url: string;
+  authorization: string | undefined;
+  lastEventId: string | undefined;
+  status?: number;
+}
+const requests: Received[] = [];
 
 beforeAll(async () => {
   app = createApp({
@@ -39,7 +46,22 @@ beforeAll(async () => {
     privateStreamLifetimeMs: 1_500,
   });
   server = http.createServer((req, res) => {
-    requests.push(req.url ?? "");
+    const received: Received = {
+      method: req.method ?? "",
+      url: req.url ?? "",
+      authorization: req.headers.authorization,
+      lastEventId: req.headers["last-event-id"] as string | undefined,
+    };
+    requests.push(received);
+    // A refused request's status; a stream's once its head is written (it ends much later).
+    const record = () => (received.status ??= res.statusCode);
+    res.once("finish", record);
+    const writeHead = res.writeHead;
+    res.writeHead = function (this: typeof res, ...args: Parameters<typeof writeHead>) {
+      const result = writeHead.apply(this, args);
+      record();
+      return result;
+    } as typeof writeHead;
     app(req, res);
   });
   server.listen(0, "127.0.0.1");
@@ -218,7 +240,7 @@ describe("the demo page in Chromium", () => {
     }
   });
 
-  test("private notifications: sign in, send one to yourself, it appears once; expired tokens are re-minted and nothing is lost", async () => {
+  test("private notifications through @sluice/client: sign in, send one to yourself, it appears once; the token goes in the Authorization header; expired tokens are re-minted and nothing is lost", async () => {
     const page = await context.newPage();
     const errors: string[] = [];
     page.on("pageerror", (err) => errors.push(String(err)));
@@ -247,8 +269,8 @@ describe("the demo page in Chromium", () => {
         .locator("#panel-private")
         .screenshot({ path: path.join(ARTIFACTS, "demo-private.png") });
 
-      // Streams end after ~1.5 s and tokens after 1 s: the browser's own reconnect is refused
-      // (401), and the page mints a token and resumes. Notifications sent meanwhile all arrive.
+      // Streams end after ~1.5 s and tokens after 1 s: the client's reconnect is refused (401), its
+      // onUnauthorized mints a token and it resumes. Notifications sent meanwhile all arrive.
       const sent: string[] = [];
       for (let i = 1; i <= 12; i++) {
         sent.push(`tick ${i}`);
@@ -269,9 +291,22 @@ describe("the demo page in Chromium", () => {
       );
       expect(texts.reverse()).toEqual(["a note to self", ...sent]); // the list is newest first
       expect(Number(await page.textContent("#reconnects-private"))).toBeGreaterThanOrEqual(1);
-      const streamRequests = requests.filter((u) => u.startsWith("/api/me/events"));
-      const resumed = streamRequests.filter((u) => u.includes("lastEventId="));
-      expect(resumed.length).toBeGreaterThanOrEqual(1);
+
+      // Every stream request carried its token in the header, none in the URL (access logs).
+      const streams = requests.filter((r) => r.url.split("?")[0] === "/api/me/events");
+      expect(streams.length).toBeGreaterThanOrEqual(3);
+      for (const r of streams) {
+        expect(r.url).toBe("/api/me/events");
+        expect(r.authorization).toMatch(/^Bearer [\w-]+\.[\w-]+$/);
+      }
+      // An expired token was refused, and the next request had a new one and resumed by header.
+      const refused = streams.findIndex((r) => r.status === 401);
+      expect(refused).toBeGreaterThanOrEqual(1);
+      const retried = streams[refused + 1];
+      expect(retried?.authorization).not.toBe(streams[refused]?.authorization);
+      expect(retried?.lastEventId).toMatch(/.+/);
+      expect(streams.filter((r) => r.status === 200).length).toBeGreaterThanOrEqual(2);
+      expect(requests.some((r) => r.method === "POST" && r.url === "/api/stream-token")).toBe(true);
       expect(await page.locator("#private-notifications .notice").count()).toBe(0);
       expect(errors).toEqual([]);
 
@@ -312,7 +347,7 @@ describe("the demo page in Chromium", () => {
         forged,
       );
       expect(states).toEqual([2, 2]); // one error, CLOSED, and still CLOSED
-      expect(requests.filter((u) => u.includes(forged))).toHaveLength(1);
+      expect(requests.filter((r) => r.url.includes(forged))).toHaveLength(1);
     } finally {
       await page.close();
     }

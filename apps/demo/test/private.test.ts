@@ -1,4 +1,5 @@
 import request from "supertest";
+import { SseClient } from "@sluice/client";
 import { collectEvents } from "@sluice/express-sse/testing";
 import type { EventSource } from "eventsource";
 import { LOGIN_ERRORS } from "../src/auth/login";
@@ -138,7 +139,9 @@ describe("POST /api/login", () => {
       invalid: "the session is invalid or has expired; sign in again",
     });
     expect(STREAM_ERRORS).toEqual({
-      missing: "a stream token is required: ?token= from POST /api/stream-token",
+      missing:
+        "a stream token is required: Authorization: Bearer <token> (or ?token=) from POST /api/stream-token",
+      twice: "send the stream token once: in the Authorization header or in ?token=, not both",
       invalid: "the stream token is invalid",
       expired: "the stream token has expired; get a new one from POST /api/stream-token",
       busy: "too many private streams are open; try again later",
@@ -225,8 +228,9 @@ describe("POST /api/stream-token and POST /api/logout", () => {
 describe("GET /api/me/events refuses a bad token before any stream", () => {
   const future = () => Date.now() + 60_000;
   const good = () => signToken(SECRET, { sub: "alice", exp: future(), aud: "stream" });
-  // [what, query, error]
-  const refused: Array<[string, () => string, string]> = [
+  // [what, query (or { query, authorization }), error]
+  type Given = string | { query?: string; authorization: string };
+  const refused: Array<[string, () => Given, string]> = [
     ["no token", () => "", STREAM_ERRORS.missing],
     ["an empty token", () => "?token=", STREAM_ERRORS.missing],
     [
@@ -271,15 +275,44 @@ describe("GET /api/me/events refuses a bad token before any stream", () => {
       STREAM_ERRORS.invalid,
     ],
     ["a malformed token (4 KB)", () => `?token=${"a".repeat(4096)}.b`, STREAM_ERRORS.invalid],
+    [
+      "a forged token in the Authorization header",
+      () => ({
+        authorization: `Bearer ${signToken("y".repeat(40), { sub: "alice", exp: future(), aud: "stream" })}`,
+      }),
+      STREAM_ERRORS.invalid,
+    ],
+    [
+      "an expired token in the Authorization header",
+      () => ({
+        authorization: `Bearer ${signToken(SECRET, { sub: "alice", exp: Date.now() - 1, aud: "stream" })}`,
+      }),
+      STREAM_ERRORS.expired,
+    ],
+    [
+      "a valid token under another scheme (Basic)",
+      () => ({ authorization: `Basic ${good()}` }),
+      STREAM_ERRORS.invalid,
+    ],
+    ["Bearer without a token", () => ({ authorization: "Bearer " }), STREAM_ERRORS.invalid],
+    [
+      "the session token (wrong audience) in the Authorization header",
+      () => ({
+        authorization: `Bearer ${signToken(SECRET, { sub: "alice", exp: future(), aud: "session" })}`,
+      }),
+      STREAM_ERRORS.invalid,
+    ],
   ];
   test.each(refused)(
     "%s: 401, JSON error, no-store, WWW-Authenticate; no stream, no channel",
-    async (_what, query, error) => {
+    async (_what, given, error) => {
       const demo = app();
-      const res = await request(demo)
-        .get(`/api/me/events${query()}`)
-        .set("Accept", "text/event-stream")
-        .expect(401);
+      const g = given();
+      const req = request(demo)
+        .get(`/api/me/events${typeof g === "string" ? g : (g.query ?? "")}`)
+        .set("Accept", "text/event-stream");
+      if (typeof g !== "string") void req.set("Authorization", g.authorization);
+      const res = await req.expect(401);
       expect(res.headers["content-type"]).toMatch(/^application\/json/);
       expect(res.headers["cache-control"]).toBe("no-store");
       expect(res.headers["www-authenticate"]).toMatch(/^Bearer realm="stream"/);
@@ -289,6 +322,21 @@ describe("GET /api/me/events refuses a bad token before any stream", () => {
       expect(demo.feeds.private.channels.peek("alice")).toBeUndefined();
     },
   );
+
+  test("a token both in the Authorization header and in ?token= (even the same one): 400 invalid_request, no stream", async () => {
+    const demo = app();
+    const { token } = await login(demo, "alice");
+    const res = await request(demo)
+      .get(eventsPath(token))
+      .set("Authorization", `Bearer ${token}`)
+      .set("Accept", "text/event-stream")
+      .expect(400);
+    expect(res.body).toEqual({ error: STREAM_ERRORS.twice });
+    expect(res.headers["cache-control"]).toBe("no-store");
+    expect(res.headers["www-authenticate"]).toBe('Bearer realm="stream", error="invalid_request"');
+    expect(demo.feeds.private.events.stats()).toMatchObject({ opened: 0, open: 0 });
+    expect(demo.feeds.private.channels.size).toBe(0);
+  });
 
   test("a token the app minted stops working after streamTokenTtlMs", async () => {
     const demo = app({ streamTokenTtlMs: 30 });
@@ -456,55 +504,90 @@ describe("private streams", () => {
     expect(events.map((e) => e.id)).toEqual([ids[2]]);
   });
 
-  test("the page's loop: a token that expired by the reconnect gets 401, a fresh one resumes, nothing lost or doubled", async () => {
-    // Tokens live 200 ms, streams 250-300 ms (then retry after 1 s): every reconnect needs a
+  test("the token in an Authorization: Bearer header opens the stream, and Last-Event-ID resumes it", async () => {
+    const demo = app();
+    const { url, requests } = await listen(demo);
+    const alice = await login(demo, "alice");
+    const ids: string[] = [];
+    for (let i = 1; i <= 3; i++) ids.push(await notify(demo, alice.cookie, "alice", `m${i}`));
+    const { events } = await collectEvents(url, {
+      path: "/api/me/events",
+      headers: { Authorization: `Bearer ${alice.token}`, "Last-Event-ID": ids[0]! },
+      count: 2,
+    });
+    expect(events.map((e) => [e.id, (JSON.parse(e.data) as Notification).text])).toEqual([
+      [ids[1], "m2"],
+      [ids[2], "m3"],
+    ]);
+    expect(streamRequests(requests)).toEqual(["/api/me/events"]);
+  });
+
+  test("the page's client (@sluice/client): an expired token's 401 calls onUnauthorized, which mints one; the client resumes by header, nothing lost or doubled", async () => {
+    // Tokens live 200 ms, streams 250-300 ms (then retry after 50 ms): every reconnect needs a
     // new token, as a long-lived page does every few minutes.
     const demo = app({ streamTokenTtlMs: 200, privateStreamLifetimeMs: 300, retryMs: 50 });
     const { url, requests } = await listen(demo);
     const alice = await login(demo, "alice");
     const bob = await login(demo, "bob");
 
+    // What public/client.js does, with the same options.
+    let token = alice.token;
+    const sentHeaders: Array<string | null> = [];
+    const statuses: number[] = [];
+    let mints = 0;
+    const client = new SseClient<{ notification: Notification }>(`${url}/api/me/events`, {
+      headers: () => ({ Authorization: `Bearer ${token}` }),
+      reconnectOnEnd: true,
+      onUnauthorized: async (response) => {
+        if (response.status !== 401) return false;
+        mints++;
+        token = await mintToken(demo, alice.cookie);
+        return true;
+      },
+      fetch: async (req) => {
+        sentHeaders.push(req.headers.get("last-event-id"));
+        const res = await fetch(req);
+        statuses.push(res.status);
+        return res;
+      },
+    });
     const received: string[] = [];
     const ids: string[] = [];
-    let lastId: string | undefined;
-    let mints = 0;
-    let opens = 0;
-    // What public/client.js does: on a fatal error (CLOSED), mint a token and resume by query.
-    const open = (token: string): void => {
-      const source = eventSource(`${url}${eventsPath(token, lastId)}`);
-      source.addEventListener("open", () => opens++);
-      source.addEventListener("notification", (e) => {
-        received.push((JSON.parse(e.data) as Notification).text);
-        ids.push(e.lastEventId);
-        lastId = e.lastEventId;
-      });
-      source.addEventListener("error", () => {
-        if (source.readyState !== 2) return; // the browser retries by itself
-        source.close();
-        mints++;
-        void mintToken(demo, alice.cookie).then(open);
-      });
-    };
-    open(alice.token);
-    await waitFor(() => opens === 1, "the first stream");
-
-    const sent: string[] = [];
-    const deadline = Date.now() + 3000;
-    for (let i = 1; Date.now() < deadline || mints < 2; i++) {
-      sent.push(`n${i}`);
-      await notify(demo, bob.cookie, "alice", `n${i}`);
-      await delay(60);
-      if (Date.now() > deadline + 5000) throw new Error("no second token was minted");
+    client.on("notification", (data, event) => {
+      received.push(data.text); // typed: Notification
+      ids.push(event.lastEventId);
+    });
+    const fatal: unknown[] = [];
+    client.addEventListener("error", (e) => {
+      if (e.error.fatal) fatal.push(e.error);
+    });
+    try {
+      await waitFor(() => client.readyState === SseClient.OPEN, "the first stream");
+      const sent: string[] = [];
+      const deadline = Date.now() + 3000;
+      for (let i = 1; Date.now() < deadline || mints < 2; i++) {
+        sent.push(`n${i}`);
+        await notify(demo, bob.cookie, "alice", `n${i}`);
+        await delay(60);
+        if (Date.now() > deadline + 5000) throw new Error("no second token was minted");
+      }
+      await waitFor(() => received.length === sent.length, "every notification", 5000);
+      await delay(100);
+      expect(received).toEqual(sent);
+      expect(new Set(ids).size).toBe(sent.length);
+      expect(fatal).toEqual([]);
+      expect(mints).toBeGreaterThanOrEqual(2);
+      // Every mint followed a refused request, and the request after it resumed by header.
+      expect(statuses.filter((s) => s === 401).length).toBe(mints);
+      for (const [i, status] of statuses.entries()) {
+        if (status === 401) expect(sentHeaders[i + 1]).toMatch(/.+/);
+      }
+      // Never a token in the URL.
+      expect(new Set(streamRequests(requests))).toEqual(new Set(["/api/me/events"]));
+      expect(demo.feeds.private.channels.peek("alice")?.stats().resets).toBe(0);
+    } finally {
+      client.close();
     }
-    await waitFor(() => received.length === sent.length, "every notification", 5000);
-    await delay(100);
-    expect(received).toEqual(sent);
-    expect(new Set(ids).size).toBe(sent.length);
-    expect(mints).toBeGreaterThanOrEqual(2);
-    // Every mint followed a refused reconnect: the stream URLs include the expired ones.
-    const refusedOrOpened = streamRequests(requests).length;
-    expect(refusedOrOpened).toBeGreaterThanOrEqual(opens + mints);
-    expect(demo.feeds.private.channels.peek("alice")?.stats().resets).toBe(0);
   });
 });
 

@@ -6,9 +6,10 @@
  * - `POST /api/logout` → `204`, and the cookie is cleared.
  * - `POST /api/stream-token` (cookie) → `200 {"user","token","expiresAt"}`: a fresh stream token.
  *
- * The stream token is what `GET /api/me/events?token=` accepts: `EventSource` cannot send an
- * Authorization header, and a URL ends up in access logs and browser history, so it expires
- * quickly (60 s by default) and is minted again for every new `EventSource`.
+ * The stream token is what `GET /api/me/events` accepts, as `Authorization: Bearer` (the page's
+ * `@sluice/client`) or `?token=` (`EventSource`, which cannot send headers; a URL ends up in
+ * access logs and browser history). Either way it expires quickly (60 s by default): a client
+ * mints another when a reconnect is refused with `401`.
  */
 import type { Request, Response } from "express";
 import { USER_MAX } from "../feeds/chat";
@@ -34,7 +35,7 @@ export const LOGIN_ERRORS = {
 /** What `POST /api/login` and `POST /api/stream-token` answer. */
 export interface StreamTokenResponse {
   user: string;
-  /** `base64url(payload).base64url(hmac)`, for `GET /api/me/events?token=`. */
+  /** `base64url(payload).base64url(hmac)`, for `GET /api/me/events` (Bearer header or `?token=`). */
   token: string;
   /** When the token stops opening streams (ISO 8601); streams it opened stay open. */
   expiresAt: string;

@@ -7,9 +7,11 @@ import { endStreams, type Feed, type FeedContext, type Routes } from "./feed";
 import { BODY_ERRORS, asObject, jsonBody, trimmedWithin } from "./json-body";
 import { UserChannels, type Notification } from "./user-channels";
 
-/** The exact JSON errors of `GET /api/me/events` (all 401 but `busy`). */
+/** The exact JSON errors of `GET /api/me/events` (all 401 but `twice`, 400, and `busy`, 503). */
 export const STREAM_ERRORS = {
-  missing: "a stream token is required: ?token= from POST /api/stream-token",
+  missing:
+    "a stream token is required: Authorization: Bearer <token> (or ?token=) from POST /api/stream-token",
+  twice: "send the stream token once: in the Authorization header or in ?token=, not both",
   invalid: "the stream token is invalid",
   expired: "the stream token has expired; get a new one from POST /api/stream-token",
   busy: "too many private streams are open; try again later",
@@ -40,10 +42,13 @@ export interface PrivateFeed extends Feed {
 }
 
 /**
- * `GET /api/me/events?token=<stream token>`: the signed-in user's own `Channel`, resumable with
+ * `GET /api/me/events` with `Authorization: Bearer <stream token>` (the page, through
+ * `@sluice/client`) or `?token=<stream token>` (`EventSource`, which cannot send headers: the
+ * README's DevTools snippet, curl): the signed-in user's own `Channel`, resumable with
  * `Last-Event-ID` or `?lastEventId=`. A missing, forged, tampered, expired or malformed token gets
- * `401` before the stream is touched: `EventSource` treats any status but 200 as fatal, so the
- * browser stops instead of retrying a token that will never work, and the page mints a new one.
+ * `401` before the stream is touched: the page's client then mints a new token and reconnects
+ * (its `onUnauthorized`), and `EventSource`, for which any status but 200 is final, stops instead
+ * of retrying a token that will never work.
  *
  * `POST /api/me/notify` (session cookie) `{"to","text"}`: `202 {"id"}`, published as
  * `event: notification` `{"from","text","at"}` on the recipient's channel only.
@@ -124,15 +129,42 @@ export function mountPrivate(
 }
 
 /**
- * Middleware: `?token=` must be a valid stream token; its user goes to `res.locals.user`.
- * Otherwise `401`, `Cache-Control: no-store` and a `WWW-Authenticate` challenge (RFC 6750 style).
+ * The token of a request, as RFC 6750 sends it: the `Authorization: Bearer` header (scheme case
+ * insensitive) or the `token` query parameter. `null`: both were sent, which RFC 6750 (section 2)
+ * forbids; refusing it keeps one request from carrying two identities. An `Authorization` header
+ * of another scheme, or a bearer header without a token, is a malformed token, not a missing one.
+ */
+export function streamTokenOf(req: Request): unknown {
+  const header = req.headers.authorization;
+  const query = req.query["token"];
+  if (header === undefined) return query;
+  if (query !== undefined) return null;
+  const match = /^Bearer +(\S+) *$/i.exec(header);
+  return match ? match[1] : "malformed"; // no dot: verifyToken finds it malformed
+}
+
+/**
+ * Middleware: the request's stream token (header or query) must be valid; its user goes to
+ * `res.locals.user`. Otherwise `401`, `Cache-Control: no-store` and a `WWW-Authenticate`
+ * challenge (RFC 6750 style); both a header and a query token: `400` (`invalid_request`).
  * Forged, tampered, wrong-audience and malformed tokens share one answer: which check failed is
  * of no use to a client and of some use to an attacker. Expiry is told apart, as it is the one a
  * client recovers from (by minting a new token).
  */
 function requireStreamToken(secret: string) {
   return (req: Request, res: Response, next: NextFunction): void => {
-    const checked = verifyToken(secret, req.query["token"], "stream");
+    const token = streamTokenOf(req);
+    if (token === null) {
+      res
+        .status(400)
+        .set({
+          "Cache-Control": "no-store",
+          "WWW-Authenticate": 'Bearer realm="stream", error="invalid_request"',
+        })
+        .json({ error: STREAM_ERRORS.twice });
+      return;
+    }
+    const checked = verifyToken(secret, token, "stream");
     if (checked.ok) {
       res.locals["user"] = checked.claims.sub;
       next();
