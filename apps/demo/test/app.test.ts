@@ -102,7 +102,13 @@ describe("demo app", () => {
     expect(script.text).toContain('new EventSource("/api/ticker")');
     expect(script.text).toContain('new EventSource("/api/progress")');
     expect(script.text).toContain('new EventSource(`/api/chat${query ? `?${query}` : ""}`)');
-    expect(script.text).toContain("new EventSource(`/api/me/events?${query}`)");
+    // The private stream alone uses @sluice/client, from the bundle the global setup made.
+    expect(script.text).toContain('import("./vendor/sluice-client.js")');
+    expect(script.text).toContain('new SseClient("/api/me/events", {');
+    const bundle = await request(app).get("/vendor/sluice-client.js").expect(200);
+    expect(bundle.headers["content-type"]).toMatch(/javascript/);
+    expect(bundle.text).toMatch(/export\s*\{[^}]*\bas SseClient\b/);
+    expect(bundle.text).not.toMatch(/\brequire\(|from\s*"/); // self-contained: the parser inside
   });
 
   test("close() ends open streams, stops the timers, and later stream requests get 503", async () => {
