@@ -1,10 +1,11 @@
 import { defineConfig } from "tsup";
 
-// One build, two formats: Express apps on Node 20 are still mostly CommonJS, so `require` gets
-// dist/*.js and `import` gets dist/*.mjs, each with its own declaration file (.d.ts / .d.mts).
+// One build, in CommonJS (dist/*.js, dist/*.d.ts). `import` gets dist/*.mjs, which re-exports it
+// (scripts/esm-entries.mjs writes them after this build): one copy of the library's state for both
+// module systems. The reason is in that script.
 export default defineConfig({
   entry: ["src/index.ts", "src/testing.ts"],
-  format: ["cjs", "esm"],
+  format: ["cjs"],
   dts: true,
   clean: true,
   target: "node20",

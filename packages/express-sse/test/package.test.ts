@@ -38,6 +38,35 @@ describe("the built package", () => {
     expect(testing.trim()).toBe("collectEvents,createParser,parseEventStream");
   });
 
+  test.each(["esm-middleware", "cjs-middleware"])(
+    "import and require share one library (%s): res.sse, Channel, stats().open, maxConnections and shutdown() work across them",
+    (order) => {
+      const out = node([path.join(__dirname, "fixtures", "mixed-builds.mjs"), order]);
+      const seen = JSON.parse(out) as Record<string, unknown> & { shutdownMs: number };
+      // Every export is the same object whichever way it was loaded.
+      expect(Object.values(seen["same"] as Record<string, boolean>).every(Boolean)).toBe(true);
+      expect(seen).toMatchObject({
+        isOtherBuildsStream: true, // res.sse from one entry is an SseStream of the other
+        status: 200,
+        received: true, // the other entry's Channel subscribed it and delivered
+        open: 1, // the middleware's count sees the stream
+        secondStatus: 503, // maxConnections: 1
+        ended: "end", // shutdown() of the other entry ended the stream cleanly...
+        openAfter: 0,
+      });
+      expect(seen.subscribeError).toBeUndefined();
+      expect(seen.shutdownMs).toBeLessThan(1000); // ...at once, not after its 1,500 ms timeout
+    },
+  );
+
+  test("the ES module entries re-export the CommonJS build (no second copy of the code)", () => {
+    for (const entry of ["index", "testing"]) {
+      const mjs = fs.readFileSync(path.join(dist, `${entry}.mjs`), "utf8");
+      expect(mjs).toContain(`import cjs from "./${entry}.js";`);
+      expect(mjs.split("\n").length).toBeLessThan(40);
+    }
+  });
+
   test("has no runtime dependencies", () => {
     const pkg = JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8"));
     expect(pkg.dependencies ?? {}).toEqual({});
