@@ -61,23 +61,33 @@ export class SseClient<Events extends EventMap = EventMap> extends EventTarget {
   static readonly OPEN = OPEN;
   static readonly CLOSED = CLOSED;
 
+  /** @internal */
   private readonly _o: Resolved;
+  /** @internal */
   private _state: State = CONNECTING;
+  /** @internal */
   private _id: string;
-  /** Base reconnection delay: the `retry` option until the server sends `retry:`. */
+  /** @internal Base reconnection delay: the `retry` option until the server sends `retry:`. */
   private _retry: number;
-  /** Attempts since the last one that delivered an event. */
+  /** @internal Attempts since the last one that delivered an event. */
   private _failures = 0;
-  /** The current attempt's controller; aborting it ends the attempt silently. */
+  /** @internal The current attempt's controller; aborting it ends the attempt silently. */
   private _ctl: AbortController | undefined;
+  /** @internal */
   private _timer: ReturnType<typeof setTimeout> | undefined;
-  /** An immediate retry after `onUnauthorized` was made, and no stream has opened since. */
+  /**
+   * @internal An immediate retry after `onUnauthorized` was made, and no stream has opened since.
+   */
   private _reauth = false;
-  /** Closed because the page is hidden; reopens when it is visible. */
+  /** @internal Closed because the page is hidden; reopens when it is visible. */
   private _paused = false;
+  /** @internal */
   private readonly _doc: Document | undefined;
+  /** @internal */
   private readonly _inboxes = new Set<Inbox>();
+  /** @internal */
   private readonly _onAbort = (): void => this.close();
+  /** @internal */
   private readonly _onVisibility = (): void => {
     if (this._doc!.hidden) {
       if (this._state === CLOSED || this._paused) return;
@@ -178,6 +188,7 @@ export class SseClient<Events extends EventMap = EventMap> extends EventTarget {
     return iterator;
   }
 
+  /** @internal */
   private _connect(): void {
     this._timer = undefined;
     if (this._state === CLOSED) return;
@@ -193,7 +204,7 @@ export class SseClient<Events extends EventMap = EventMap> extends EventTarget {
     });
   }
 
-  /** One request and, if it opens, the stream it reads. */
+  /** @internal One request and, if it opens, the stream it reads. */
   private async _attempt(ctl: AbortController): Promise<void> {
     const o = this._o;
     const { signal } = ctl;
@@ -264,7 +275,7 @@ export class SseClient<Events extends EventMap = EventMap> extends EventTarget {
     this._stop(error(message, "http", true, status));
   }
 
-  /** Reads an open stream until it ends, breaks or is aborted. */
+  /** @internal Reads an open stream until it ends, breaks or is aborted. */
   private async _read(response: Response, signal: AbortSignal): Promise<void> {
     this._state = OPEN;
     this._reauth = false;
@@ -299,6 +310,7 @@ export class SseClient<Events extends EventMap = EventMap> extends EventTarget {
     this._schedule();
   }
 
+  /** @internal */
   private _message(message: EventSourceMessage): void {
     if (message.id !== undefined) this._id = message.id;
     this._failures = 0;
@@ -315,13 +327,14 @@ export class SseClient<Events extends EventMap = EventMap> extends EventTarget {
     for (const inbox of this._inboxes) inbox(event);
   }
 
-  /** A failed attempt: plan the next one (see `_schedule`), then tell listeners. */
+  /** @internal A failed attempt: plan the next one (see `_schedule`), then tell listeners. */
   private _fail(failure: SseError, delay?: number, atLeast?: number): void {
     this._schedule(delay, atLeast);
     this._emit("error", { error: failure });
   }
 
   /**
+   * @internal
    * Plans the next attempt: after `delay` if given, else after the backoff or `atLeast` (a
    * `Retry-After`), whichever is longer, so that `Retry-After: 0` cannot make a tight loop.
    * Backoff: the base delay after the first failure in a row, then doubling (from at least
@@ -342,13 +355,14 @@ export class SseClient<Events extends EventMap = EventMap> extends EventTarget {
     this._timer = setTimeout(() => this._connect(), Math.min(delay, MAX_DELAY));
   }
 
-  /** Ends the current attempt and the pending reconnect, without a word. */
+  /** @internal Ends the current attempt and the pending reconnect, without a word. */
   private _halt(): void {
     clearTimeout(this._timer);
     this._timer = undefined;
     this._ctl?.abort();
   }
 
+  /** @internal */
   private _stop(failure?: SseError): void {
     if (this._state === CLOSED) return;
     this._state = CLOSED;
@@ -361,6 +375,7 @@ export class SseClient<Events extends EventMap = EventMap> extends EventTarget {
     this._inboxes.clear();
   }
 
+  /** @internal */
   private _emit(type: string, fields: object): void {
     this.dispatchEvent(Object.assign(new Event(type), fields));
   }

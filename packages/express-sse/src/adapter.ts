@@ -140,9 +140,13 @@ export class MemoryAdapter implements Adapter {
 }
 
 class MemoryChannel implements AdapterChannel {
+  /** @internal */
   private readonly _epoch = randomBytes(5).toString("hex").slice(0, 8);
+  /** @internal */
   private readonly _history: History<MemoryEntry>;
+  /** @internal */
   private _listener: ((event: AdapterEvent) => void) | undefined = undefined;
+  /** @internal */
   private _seq = 0;
 
   constructor(history: ResolvedHistoryOptions) {
@@ -191,6 +195,7 @@ class MemoryChannel implements AdapterChannel {
     this._listener = undefined;
   }
 
+  /** @internal */
   private _parse(id: string): number | undefined {
     const match = ID_PATTERN.exec(id);
     if (match === null || match[1] !== this._epoch) return undefined;

@@ -48,20 +48,29 @@ export class Channel<Events extends EventMap = EventMap>
   implements StreamOwner
 {
   readonly name: string;
+  /** @internal */
   private readonly _adapter: AdapterChannel;
+  /** @internal */
   private readonly _serialize: Serializer;
+  /** @internal */
   private readonly _deserialize: (text: string) => unknown;
-  /** Values deserialized for filters, by event: once per event, not once per subscriber. */
+  /**
+   * @internal Values deserialized for filters, by event: once per event, not once per subscriber.
+   */
   private readonly _values = new WeakMap<AdapterEvent, unknown>();
+  /** @internal */
   private readonly _query: string | undefined;
+  /** @internal */
   private readonly _lifetime: LifetimeSweep;
-  /** Every subscribed stream, with its subscription state when it needs one. */
+  /** @internal Every subscribed stream, with its subscription state when it needs one. */
   private readonly _subs = new Map<SseStream, Subscription | null>();
-  /** Events of the current tick, written together by `_flush()`. */
+  /** @internal Events of the current tick, written together by `_flush()`. */
   private _batch: AdapterEvent[] = [];
+  /** @internal */
   private readonly _flushTask = (): void => this._flush();
-  /** Frames by event: built once per event, reused by the fan-out and by every replay. */
+  /** @internal Frames by event: built once per event, reused by the fan-out and by every replay. */
   private readonly _frames = new WeakMap<AdapterEvent, Frame>();
+  /** @internal */
   private readonly _stats: ChannelStats = {
     subscribers: 0,
     events: 0,
@@ -70,7 +79,9 @@ export class Channel<Events extends EventMap = EventMap>
     resumes: 0,
     resets: 0,
   };
+  /** @internal */
   private _closed = false;
+  /** @internal */
   private readonly _presence: LocalPresence<SseStream>;
 
   constructor(name: string, options: ChannelOptions = {}) {
@@ -243,6 +254,7 @@ export class Channel<Events extends EventMap = EventMap>
     await this._adapter.close();
   }
 
+  /** @internal */
   private async _replay(sub: Subscription, lastId: string, result: HistoryResult): Promise<void> {
     const stream = sub.stream;
     if (stream.closed) return;
@@ -280,7 +292,10 @@ export class Channel<Events extends EventMap = EventMap>
     this._settle(sub);
   }
 
-  /** Drops a subscription's state once it holds nothing but defaults: the subscriber is live. */
+  /**
+   * @internal Drops a subscription's state once it holds nothing but defaults: the subscriber is
+   * live.
+   */
   private _settle(sub: Subscription): void {
     if (
       sub.pending === undefined &&
@@ -293,6 +308,7 @@ export class Channel<Events extends EventMap = EventMap>
     }
   }
 
+  /** @internal */
   private _replayFailed(sub: Subscription, err: unknown): void {
     // The stream cannot be resumed correctly; close it so the client retries (and resumes) later.
     this._report(err);
@@ -300,6 +316,7 @@ export class Channel<Events extends EventMap = EventMap>
   }
 
   /**
+   * @internal
    * The fan-out. Events are queued and written once the current synchronous run ends: one frame for the
    * whole batch, built once and written to every live subscriber in one write each, so a burst of
    * N publishes costs each client one write instead of N.
@@ -315,6 +332,7 @@ export class Channel<Events extends EventMap = EventMap>
   }
 
   /**
+   * @internal
    * The adapter lost events this channel's live subscribers should have had (a store that lost
    * data in a failover, or trimmed it before this process read it): every subscriber gets
    * `event: reset`, as a resuming client would, and live events go on after `newestId`. A
@@ -361,7 +379,9 @@ export class Channel<Events extends EventMap = EventMap>
     }
   }
 
-  /** The per-subscriber path: the resume boundary and the filter decide event by event. */
+  /**
+   * @internal The per-subscriber path: the resume boundary and the filter decide event by event.
+   */
   private _deliverEach(sub: Subscription, events: readonly AdapterEvent[]): void {
     const frames: Frame[] = [];
     for (const event of events) {
@@ -376,17 +396,21 @@ export class Channel<Events extends EventMap = EventMap>
     if (frames.length > 0) this._count(sub.stream, Frame.concat(frames), frames.length);
   }
 
+  /** @internal */
   private _count(stream: SseStream, frame: Frame, events: number): boolean {
     const ok = stream._writeEvent(frame, events);
     if (ok || !stream.closed) this._stats.bytes += frame.byteLength;
     return ok;
   }
 
-  /** Writes one event to one subscriber (replay path); `false` when the client is behind. */
+  /**
+   * @internal Writes one event to one subscriber (replay path); `false` when the client is behind.
+   */
   private _write(sub: Subscription, event: AdapterEvent): boolean {
     return this._count(sub.stream, this._frameOf(event), 1);
   }
 
+  /** @internal */
   private _frameOf(event: AdapterEvent): Frame {
     let frame = this._frames.get(event);
     if (frame === undefined) {
@@ -396,6 +420,7 @@ export class Channel<Events extends EventMap = EventMap>
     return frame;
   }
 
+  /** @internal */
   private _passes(sub: Subscription, event: AdapterEvent): boolean {
     try {
       return sub.filter!({
@@ -410,7 +435,9 @@ export class Channel<Events extends EventMap = EventMap>
     }
   }
 
-  /** The value a filter sees: the published one, or the serialized text deserialized once. */
+  /**
+   * @internal The value a filter sees: the published one, or the serialized text deserialized once.
+   */
   private _valueOf(event: AdapterEvent): unknown {
     if ("value" in event) return event.value;
     if (event.serialized !== true) return event.data;
@@ -425,6 +452,7 @@ export class Channel<Events extends EventMap = EventMap>
     this._leave(stream, reason);
   }
 
+  /** @internal */
   private _leave(stream: SseStream, reason: StreamClosedError): void {
     const sub = this._subs.get(stream);
     if (sub === undefined) return;
@@ -440,6 +468,7 @@ export class Channel<Events extends EventMap = EventMap>
   }
 
   /**
+   * @internal
    * Whether an id the adapter issued can be sent (and sent back in `Last-Event-ID`). One that
    * cannot is an adapter bug: the event is reported and withheld instead of thrown on a write.
    */
@@ -456,6 +485,7 @@ export class Channel<Events extends EventMap = EventMap>
     return false;
   }
 
+  /** @internal */
   private _report(err: unknown): void {
     const error = err instanceof Error ? err : new Error(String(err));
     // Reported, never swallowed: to 'error' listeners if there are any, else as a process warning

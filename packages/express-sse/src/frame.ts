@@ -230,7 +230,9 @@ export function describe(value: unknown): string {
 export class Frame {
   /** The frame as text. */
   readonly text: string;
+  /** @internal */
   private _bytes: Buffer | undefined = undefined;
+  /** @internal */
   private _chunk: Buffer | undefined = undefined;
 
   private constructor(text: string) {

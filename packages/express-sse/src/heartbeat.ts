@@ -2,7 +2,7 @@ import { HEARTBEAT_CHECKS_PER_INTERVAL } from "./constants";
 
 /** What the heartbeat needs from a stream (structural, so this module never imports stream.ts). */
 export interface Pingable {
-  /** Heartbeat checks since the stream's last write; every write sets it back to 0. */
+  /** @internal Heartbeat checks since the stream's last write; every write sets it back to 0. */
   _idle: number;
   /** Writes a heartbeat comment. */
   ping(): void;
@@ -33,6 +33,7 @@ export const activeHeartbeats = new Set<Heartbeat<Pingable>>();
 export class Heartbeat<T extends Pingable = Pingable> {
   readonly interval: number;
   readonly streams = new Set<T>();
+  /** @internal */
   private _timer: NodeJS.Timeout | undefined = undefined;
 
   /** @param interval milliseconds; `0` keeps the set but never starts a timer. */

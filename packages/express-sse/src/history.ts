@@ -78,9 +78,13 @@ export function resolveHistoryOptions(options: HistoryOptions | undefined): Reso
 
 export class History<T extends HistoryEntry> {
   readonly options: ResolvedHistoryOptions;
+  /** @internal */
   private _items: T[] = [];
+  /** @internal */
   private _head = 0; // index of the oldest retained entry in _items
+  /** @internal */
   private _bytes = 0;
+  /** @internal */
   private _lastSeq = 0; // seq of the newest entry ever appended (0: none yet)
 
   constructor(options: ResolvedHistoryOptions = DEFAULT_HISTORY) {
@@ -141,6 +145,7 @@ export class History<T extends HistoryEntry> {
     return { kind: "events", events: this._items.slice(this._head + (seq + 1 - oldest.seq)) };
   }
 
+  /** @internal */
   private _expire(now: number): void {
     const { maxAge } = this.options;
     if (maxAge === Infinity) return;
@@ -150,6 +155,7 @@ export class History<T extends HistoryEntry> {
     }
   }
 
+  /** @internal */
   private _evictOne(): void {
     const item = this._items[this._head];
     if (item === undefined) return;
@@ -163,6 +169,7 @@ export class History<T extends HistoryEntry> {
     }
   }
 
+  /** @internal */
   private _clear(): void {
     this._items = [];
     this._head = 0;

@@ -8,6 +8,7 @@ import type { SseStream } from "./stream";
 import type { Subscription } from "./subscription";
 
 export class LifetimeSweep {
+  /** @internal */
   private _timer: NodeJS.Timeout | undefined = undefined;
 
   constructor(

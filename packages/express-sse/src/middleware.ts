@@ -47,7 +47,7 @@ function sseGetter(this: SlotResponse): SseStream | undefined {
   if (this.req === undefined) {
     throw new Error("res.sse is only available on responses of an HTTP server");
   }
-  return new SseStream(this, slot); // replaces the slot's context with the stream
+  return SseStream._create(this, slot); // replaces the slot's context with the stream
 }
 
 const SSE_PROPERTY: PropertyDescriptor = { get: sseGetter, configurable: true, enumerable: false };

@@ -67,28 +67,37 @@ export interface Members {
  */
 export class LocalPresence<K> {
   /**
+   * @internal
    * Subscribers that gave app data: its JSON, and the key the adapter knows the member by
    * (unique per subscriber in this process).
    */
   private readonly _members = new Map<K, { readonly key: string; readonly json: string }>();
-  /** This process's subscribers. */
+  /** @internal This process's subscribers. */
   private _count = 0;
-  /** The adapter's presence across processes, if it has one. */
+  /** @internal The adapter's presence across processes, if it has one. */
   private _remote: AdapterPresence | undefined = undefined;
+  /** @internal */
   private _report: (error: Error) => void = () => undefined;
-  /** Subscribers in every process, as the adapter last said (with `_remote`). */
+  /** @internal Subscribers in every process, as the adapter last said (with `_remote`). */
   private _total = 0;
+  /** @internal */
   private _nextKey = 0;
-  /** The count last told through `count`, or -1 for none yet. */
+  /** @internal The count last told through `count`, or -1 for none yet. */
   private _told = -1;
+  /** @internal */
   private _timer: NodeJS.Timeout | undefined = undefined;
-  /** `performance.now()` of the last `count` told. */
+  /** @internal `performance.now()` of the last `count` told. */
   private _toldAt = -Infinity;
   // Pushing this process's presence to the adapter: throttled like `count`, one call at a time.
+  /** @internal */
   private _pushTimer: NodeJS.Timeout | undefined = undefined;
+  /** @internal */
   private _pushedAt = -Infinity;
+  /** @internal */
   private _pushing = false;
+  /** @internal */
   private _dirty = false;
+  /** @internal */
   private _closed = false;
 
   constructor(
@@ -154,13 +163,15 @@ export class LocalPresence<K> {
     this._timer = this._pushTimer = undefined;
   }
 
-  /** This process's subscribers changed. */
+  /** @internal This process's subscribers changed. */
   private _local(): void {
     if (this._remote === undefined) this._changed();
     else this._push();
   }
 
-  /** Tells the adapter this process's presence: at once if not told within the interval. */
+  /**
+   * @internal Tells the adapter this process's presence: at once if not told within the interval.
+   */
   private _push(): void {
     if (this._closed) return;
     if (this._pushing) {
@@ -197,7 +208,10 @@ export class LocalPresence<K> {
     );
   }
 
-  /** The count changed: told at once if the last `count` is older than the interval, else later. */
+  /**
+   * @internal The count changed: told at once if the last `count` is older than the interval, else
+   * later.
+   */
   private _changed(): void {
     if (this._closed || this._timer !== undefined || !this._events.wantsCount()) return;
     const wait = this._toldAt + this._interval - performance.now();
@@ -211,6 +225,7 @@ export class LocalPresence<K> {
     }, wait);
   }
 
+  /** @internal */
   private _tell(): void {
     const count = this.count;
     if (count === this._told) return;

@@ -56,8 +56,9 @@ export interface StreamContext {
 
 type CloseCallback = (reason: StreamClosedError) => void;
 
-/** @internal Told first when the stream closes (a channel's subscriber: no closure needed). */
+/** Told first when the stream closes (a channel's subscriber: no closure needed). */
 export interface StreamOwner {
+  /** @internal */
   _streamClosed(stream: SseStream, reason: StreamClosedError): void;
 }
 
@@ -97,12 +98,19 @@ export class SseStream {
    */
   _idle = 0;
 
+  /** @internal */
   private readonly _res: TaggedResponse;
+  /** @internal */
   private readonly _ctx: StreamContext;
+  /** @internal */
   private _state: number = CONNECTING;
-  /** What few streams use (signal, onClose, drain) and what only a closed one has: on demand. */
+  /**
+   * @internal What few streams use (signal, onClose, drain) and what only a closed one has: on
+   * demand.
+   */
   private _extra: StreamExtras | undefined = undefined;
   /**
+   * @internal
    * The socket, when frames can be handed to it directly: a plain HTTP/1.1 chunked response whose
    * `write` nobody wrapped and that has nothing pending. See `_start()`.
    */
@@ -110,8 +118,15 @@ export class SseStream {
   /** @internal The first channel subscription of this stream (others use onClose). */
   _owner: StreamOwner | undefined = undefined;
 
-  /** @internal Use the `sse()` middleware; `res.sse` is the stream. */
-  constructor(res: ServerResponse, ctx: StreamContext) {
+  /**
+   * @internal Creates the stream of `res` (the `res.sse` getter's). The constructor is private, so
+   * the published types say what is true: a stream comes from the `sse()` middleware, never `new`.
+   */
+  static _create(res: ServerResponse, ctx: StreamContext): SseStream {
+    return new SseStream(res, ctx);
+  }
+
+  private constructor(res: ServerResponse, ctx: StreamContext) {
     this._res = res;
     this._ctx = ctx;
     const tagged = res as TaggedResponse;
@@ -368,6 +383,7 @@ export class SseStream {
   }
 
   /**
+   * @internal
    * Something ended the response behind our back (res.end() by the user, a socket error not yet
    * reported). Writing now would emit 'error' on the response; treat it as a close.
    */
@@ -379,6 +395,7 @@ export class SseStream {
     return false;
   }
 
+  /** @internal */
   private _overflow(): false {
     this._ctx.stats.slowClientsDropped++;
     this._finalize("max-buffered-bytes");
@@ -386,12 +403,13 @@ export class SseStream {
     return false;
   }
 
-  /** Starts a CONNECTING stream; `true` if it is open afterwards. */
+  /** @internal Starts a CONNECTING stream; `true` if it is open afterwards. */
   private _ready(): boolean {
     if (this._state === CONNECTING) this._start();
     return this._state === OPEN;
   }
 
+  /** @internal */
   private _start(): void {
     const res = this._res;
     const req = res.req;
@@ -488,12 +506,12 @@ export class SseStream {
     }
   }
 
-  /** The stream's rarely used state, created on first use. */
+  /** @internal The stream's rarely used state, created on first use. */
   private _more(): StreamExtras {
     return (this._extra ??= new StreamExtras());
   }
 
-  /** Resolves the drain() waiters. */
+  /** @internal Resolves the drain() waiters. */
   private _onDrain(): void {
     const extra = this._extra;
     const waiters = extra?.drainWaiters;

@@ -54,7 +54,7 @@ describe("the built package", () => {
         ended: "end", // shutdown() of the other entry ended the stream cleanly...
         openAfter: 0,
       });
-      expect(seen.subscribeError).toBeUndefined();
+      expect(seen["subscribeError"]).toBeUndefined();
       expect(seen.shutdownMs).toBeLessThan(1000); // ...at once, not after its 1,500 ms timeout
     },
   );

@@ -105,13 +105,21 @@ export class Connection {
   readonly cluster: boolean;
   /** Commands without an answer after this many ms fail with a `NoAnswerError` (`send`). */
   timeout = 5000;
+  /** @internal */
   private readonly _emitter: Emitter;
+  /** @internal */
   private readonly _owned: boolean;
+  /** @internal */
   private readonly _onReady: () => void;
+  /** @internal */
   private readonly _onError: (error: unknown) => void;
+  /** @internal */
   private readonly _onReconnecting: () => void;
+  /** @internal */
   private _poll: NodeJS.Timeout | undefined = undefined;
+  /** @internal */
   private _attempting = false;
+  /** @internal */
   private _released = false;
 
   /** A client the adapter creates with `factory`, reconnecting with `backoff`, and closes. */

@@ -63,14 +63,24 @@ class NodeConnection {
 }
 
 export class ClusterSubscriber implements PubSub {
+  /** @internal */
   private readonly _nodes = new Map<string, NodeConnection>();
-  /** The primary's address ("host:port") per slot; empty until the first `CLUSTER SLOTS`. */
+  /**
+   * @internal The primary's address ("host:port") per slot; empty until the first `CLUSTER SLOTS`.
+   */
   private _slots: string[] = [];
-  /** The slot map may be stale (a node failed, Redis said MOVED): read it again before placing. */
+  /**
+   * @internal The slot map may be stale (a node failed, Redis said MOVED): read it again before
+   * placing.
+   */
   private _stale = true;
-  /** A node failed since the last subscribe that worked: tell the adapter once it is over. */
+  /**
+   * @internal A node failed since the last subscribe that worked: tell the adapter once it is over.
+   */
   private _recovering = false;
+  /** @internal */
   private _refreshing: Promise<void> | undefined = undefined;
+  /** @internal */
   private _released = false;
 
   constructor(
@@ -164,6 +174,7 @@ export class ClusterSubscriber implements PubSub {
     for (const node of nodes) node.release();
   }
 
+  /** @internal */
   private async _node(address: string): Promise<NodeConnection> {
     let node = this._nodes.get(address);
     if (node !== undefined) return node;
@@ -186,6 +197,7 @@ export class ClusterSubscriber implements PubSub {
   }
 
   /**
+   * @internal
    * A connection of the command cluster client, to duplicate: same credentials and TLS. A
    * connected one if there is one (a primary that just died is still listed for a while).
    */
@@ -195,7 +207,10 @@ export class ClusterSubscriber implements PubSub {
     return cluster.nodeClient(live ?? cluster.masters[0]!);
   }
 
-  /** A node connection failed: its channels go back to the feed, which subscribes them again. */
+  /**
+   * @internal A node connection failed: its channels go back to the feed, which subscribes them
+   * again.
+   */
   private _failed(node: NodeConnection, error: Error): void {
     if (node.released || this._released) return;
     const channels = [...node.channels];
@@ -206,13 +221,14 @@ export class ClusterSubscriber implements PubSub {
     this._events.onDropped(channels);
   }
 
+  /** @internal */
   private async _drop(node: NodeConnection): Promise<void> {
     if (this._nodes.get(node.address) === node) this._nodes.delete(node.address);
     node.channels.clear();
     node.release();
   }
 
-  /** `CLUSTER SLOTS` (one at a time): slot -> primary address. */
+  /** @internal `CLUSTER SLOTS` (one at a time): slot -> primary address. */
   private _refresh(): Promise<void> {
     this._refreshing ??= (async () => {
       try {

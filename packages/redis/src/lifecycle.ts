@@ -30,16 +30,25 @@ export class Links {
   subscriber: PubSub;
   /** Times the pub/sub connection came back after an outage. */
   reconnects = 0;
+  /** @internal */
   private readonly _connections: Connections;
+  /** @internal */
   private _commandsEverReady: boolean;
+  /** @internal */
   private _commandsDown = false;
+  /** @internal */
   private _subscriberConnectedOnce = false;
+  /** @internal */
   private _subscriberDown = false;
+  /** @internal */
   private _pinging = false;
+  /** @internal */
   private readonly _pingTimer: NodeJS.Timeout;
-  /** Publishes waiting for the first connection. */
+  /** @internal Publishes waiting for the first connection. */
   private readonly _connectWaiters = new Set<() => void>();
+  /** @internal */
   private _readyWaiters: Array<{ resolve: () => void; reject: (err: Error) => void }> = [];
+  /** @internal */
   private _closed = false;
 
   constructor(
@@ -108,6 +117,7 @@ export class Links {
     await this.commands.release(1000);
   }
 
+  /** @internal */
   private _commandsReady(): void {
     this._commandsDown = false;
     this._commandsEverReady = true;
@@ -119,6 +129,7 @@ export class Links {
     this._settleReady();
   }
 
+  /** @internal */
   private _newSubscriber(): PubSub {
     const events: SubscriberEvents = {
       onMessage: (message, channel) => this._events.onMessage(message, channel),
@@ -143,7 +154,10 @@ export class Links {
     return subscriber;
   }
 
-  /** Reads the cluster's slot map once the command connection is up, retrying with backoff. */
+  /**
+   * @internal Reads the cluster's slot map once the command connection is up, retrying with
+   * backoff.
+   */
   private _connectCluster(subscriber: ClusterSubscriber, attempt: number): void {
     if (this._closed || !this.commands.ready) return; // called again by _commandsReady
     subscriber.connect().catch(() => {
@@ -155,6 +169,7 @@ export class Links {
     });
   }
 
+  /** @internal */
   private _subscriberReady(): void {
     if (this._closed) return;
     if (this._subscriberConnectedOnce && this._subscriberDown) this.reconnects++;
@@ -164,7 +179,10 @@ export class Links {
     this._settleReady();
   }
 
-  /** The pub/sub connection failed: reported once per outage (node-redis repeats per attempt). */
+  /**
+   * @internal The pub/sub connection failed: reported once per outage (node-redis repeats per
+   * attempt).
+   */
   private _subscriberLost(error: Error): void {
     if (this._subscriberDown || this._closed) return;
     this._subscriberDown = true;
@@ -176,7 +194,7 @@ export class Links {
     );
   }
 
-  /** A pub/sub connection that does not answer a PING in time is dead: replace it. */
+  /** @internal A pub/sub connection that does not answer a PING in time is dead: replace it. */
   private _ping(): void {
     if (this._pinging || this._closed || !this.subscriber.ready) return;
     this._pinging = true;
@@ -195,6 +213,7 @@ export class Links {
       .finally(() => (this._pinging = false));
   }
 
+  /** @internal */
   private _settleReady(): void {
     if (!this.commands.ready || !this.subscriber.ready) return;
     const waiters = this._readyWaiters;

@@ -4,9 +4,11 @@
  * node-redis's queue at once, where the last ones would time out before Redis saw them.
  */
 export class Limiter {
+  /** @internal */
   private _running = 0;
-  /** Waiting tasks from `_head` on (an index, not `shift()`: that is O(n) per task). */
+  /** @internal Waiting tasks from `_head` on (an index, not `shift()`: that is O(n) per task). */
   private _queue: Array<(() => void) | undefined> = [];
+  /** @internal */
   private _head = 0;
 
   constructor(private readonly _max: number) {}
@@ -34,6 +36,7 @@ export class Limiter {
     this._head = 0;
   }
 
+  /** @internal */
   private _next(): void {
     if (this._head >= this._queue.length) return;
     const start = this._queue[this._head];

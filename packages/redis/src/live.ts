@@ -29,8 +29,9 @@ import { Subscriptions } from "./subscriptions";
 export type { FeedHost } from "./reads";
 
 export class LiveFeed {
+  /** @internal */
   private readonly _subscriptions: Subscriptions;
-  /** Start positions and gap reads (reads.ts). */
+  /** @internal Start positions and gap reads (reads.ts). */
   private readonly _reads: StreamReads;
 
   constructor(private readonly _host: FeedHost) {
@@ -159,7 +160,9 @@ export class LiveFeed {
 
   // --- delivery ---------------------------------------------------------------------------------
 
-  /** Handles a stream's queue and gap reads, one at a time per stream, in stream order. */
+  /**
+   * @internal Handles a stream's queue and gap reads, one at a time per stream, in stream order.
+   */
   private async _pump(stream: StreamState): Promise<void> {
     stream.busy = true;
     const generation = stream.generation;
@@ -215,6 +218,7 @@ export class LiveFeed {
   }
 
   /**
+   * @internal
    * Delivers an announcement in order; `true` when something between the last id delivered and
    * this one was missed, and the stream must be read first (nothing delivered then).
    */

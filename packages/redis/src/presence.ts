@@ -99,12 +99,20 @@ export class PresenceRegistry {
   readonly processId = randomBytes(6).toString("hex");
   /** Ids the registry says are dead (expired within the grace period). */
   dead: readonly string[] = [];
+  /** @internal */
   private readonly _channels = new Set<ChannelPresence>();
+  /** @internal */
   private _timer: NodeJS.Timeout | undefined = undefined;
+  /** @internal */
   private _closed = false;
-  /** Whether the entry was written once: absent after that means it expired and was removed. */
+  /**
+   * @internal Whether the entry was written once: absent after that means it expired and was
+   * removed.
+   */
   private _registered = false;
-  /** Renewals left before the fields are written once more after a revival (0: none due). */
+  /**
+   * @internal Renewals left before the fields are written once more after a revival (0: none due).
+   */
   private _againIn = 0;
 
   constructor(
@@ -207,13 +215,17 @@ let nextChannel = 0;
 /** The presence of one `Channel` (one `RedisChannel`) in this process. */
 export class ChannelPresence implements AdapterPresence {
   readonly field: string;
+  /** @internal */
   private _value = "";
+  /** @internal */
   private _sent = new Map<string, string>();
+  /** @internal */
   private _watcher: ((update: PresenceUpdate) => void) | undefined = undefined;
-  /** The newest `#` applied: replies and messages can arrive in either order. */
+  /** @internal The newest `#` applied: replies and messages can arrive in either order. */
   private _seq = 0;
-  /** `performance.now()` when the hash's TTL was last set (by a write or `keepAlive`). */
+  /** @internal `performance.now()` when the hash's TTL was last set (by a write or `keepAlive`). */
   private _aliveAt = 0;
+  /** @internal */
   private _touching = false;
 
   constructor(
@@ -329,6 +341,7 @@ export class ChannelPresence implements AdapterPresence {
     await this._run(left).catch(() => undefined);
   }
 
+  /** @internal */
   private async _run(changes: string): Promise<{ seq: number; total: number; gone: string[] }> {
     const key = presenceKey(this._stream.key);
     this._aliveAt = performance.now();

@@ -38,10 +38,15 @@ interface Pending {
 const CHANNELS_PER_COMMAND = 10_000;
 
 export class PubSubConnection {
+  /** @internal */
   private readonly _socket: net.Socket;
+  /** @internal */
   private readonly _reader: RespReader;
+  /** @internal */
   private readonly _pending: Pending[] = [];
+  /** @internal */
   private _ready = false;
+  /** @internal */
   private _closed = false;
   /** Settles once `HELLO` is answered, or the connection closes before. */
   readonly connected: Promise<void>;
@@ -107,14 +112,17 @@ export class PubSubConnection {
     this.connected.catch(() => undefined); // the owner hears of it through onClose too
   }
 
+  /** @internal */
   private _failConnect: ((error: Error) => void) | undefined;
   /**
+   * @internal
    * Input read in this turn of the event loop, parsed together once the loop has read every socket
    * (`setImmediate`): messages that came in several reads reach a channel in one synchronous run,
    * so it writes them to each client in one write. Under a flood that is what keeps the number of
    * socket writes per client below one per event; at a steady rate it costs nothing (one read).
    */
   private _chunks: Buffer[] = [];
+  /** @internal */
   private readonly _drain = (): void => {
     const chunks = this._chunks;
     this._chunks = [];
@@ -158,6 +166,7 @@ export class PubSubConnection {
     this._reader.reset();
   }
 
+  /** @internal */
   private _command(
     kind: "ssubscribe" | "sunsubscribe",
     name: string,
@@ -178,6 +187,7 @@ export class PubSubConnection {
     return sent.length === 1 ? sent[0]! : Promise.all(sent).then(() => undefined);
   }
 
+  /** @internal */
   private _send(
     args: readonly string[],
     kind: Pending["kind"],
@@ -190,6 +200,7 @@ export class PubSubConnection {
     this._socket.write(encodeCommand(args));
   }
 
+  /** @internal */
   private _onPush(push: Push): void {
     const kind = typeof push[0] === "string" ? push[0] : "";
     if (kind !== "ssubscribe" && kind !== "sunsubscribe") return; // nothing else is ours
@@ -209,6 +220,7 @@ export class PubSubConnection {
     if (kind === "sunsubscribe") this._events.onTakenAway(channel);
   }
 
+  /** @internal */
   private _onReply(reply: unknown): void {
     const head = this._pending.shift();
     if (head === undefined) {
@@ -231,6 +243,7 @@ export class PubSubConnection {
     head.resolve();
   }
 
+  /** @internal */
   private _close(error: Error): void {
     if (this._closed) return;
     this._closed = true;
@@ -242,6 +255,7 @@ export class PubSubConnection {
     this._events.onClose(error);
   }
 
+  /** @internal */
   private _rejectAll(error: Error): void {
     const pending = this._pending.splice(0);
     for (const entry of pending) entry.reject(error);

@@ -34,11 +34,11 @@ export interface FeedHost {
 }
 
 export class StreamReads {
-  /** Streams waiting for the command connection to read their start position. */
+  /** @internal Streams waiting for the command connection to read their start position. */
   private readonly _unstarted = new Set<StreamState>();
-  /** Start positions and gap reads in flight at most (see limiter.ts). */
+  /** @internal Start positions and gap reads in flight at most (see limiter.ts). */
   private readonly _limiter = new Limiter(READS_IN_FLIGHT);
-  /** A read failed and none worked since: reported once, not once per stream. */
+  /** @internal A read failed and none worked since: reported once, not once per stream. */
   private _failing = false;
 
   constructor(

@@ -120,16 +120,27 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
 }
 
 export class RedisAdapter extends EventEmitter<{ error: [error: Error] }> implements Adapter {
+  /** @internal */
   private readonly _options: ResolvedOptions;
+  /** @internal */
   private readonly _links: Links;
+  /** @internal */
   private readonly _streams = new Map<string, StreamState>();
+  /** @internal */
   private readonly _feed: LiveFeed;
+  /** @internal */
   private readonly _presence: PresenceRegistry;
+  /** @internal */
   private readonly _counters = { published: 0, delivered: 0, gapReads: 0, resets: 0 };
+  /** @internal */
   private _closed = false;
+  /** @internal */
   private _closing: Promise<void> | undefined = undefined;
-  /** `stats()`: channels open, and streams whose live feed runs (kept here: O(1) to read). */
+  /**
+   * @internal `stats()`: channels open, and streams whose live feed runs (kept here: O(1) to read).
+   */
   private _openChannels = 0;
+  /** @internal */
   private _activeStreams = 0;
 
   constructor(options: RedisAdapterOptions) {
@@ -220,6 +231,7 @@ export class RedisAdapter extends EventEmitter<{ error: [error: Error] }> implem
     return this._closing;
   }
 
+  /** @internal */
   private async _close(): Promise<void> {
     this._closed = true;
     this._feed.close();
@@ -306,6 +318,7 @@ export class RedisAdapter extends EventEmitter<{ error: [error: Error] }> implem
     return readHistory(this._links.commands, channel.stream, afterId, channel.bounds);
   }
 
+  /** @internal */
   private _report(error: Error): void {
     // Reported, never swallowed: to 'error' listeners, else as a process warning (an 'error'
     // event without a listener would crash the process).

@@ -43,12 +43,13 @@ const BULK = 36; // '$'
 const SMESSAGE = Buffer.from(">3\r\n$8\r\nsmessage\r\n", "latin1");
 
 export class RespReader {
-  /** Unparsed input: the tail of the last chunk(s). */
+  /** @internal Unparsed input: the tail of the last chunk(s). */
   private _pending: Buffer[] = [];
+  /** @internal */
   private _pendingBytes = 0;
-  /** Bytes needed before parsing again (0: any new input may complete the value). */
+  /** @internal Bytes needed before parsing again (0: any new input may complete the value). */
   private _need = 0;
-  /** While parsing: how many bytes the incomplete value needs in total, if known. */
+  /** @internal While parsing: how many bytes the incomplete value needs in total, if known. */
   private _wanted = 0;
 
   constructor(private readonly _handlers: RespHandlers) {}
@@ -88,7 +89,7 @@ export class RespReader {
     this._need = 0;
   }
 
-  /** Parses and handles one value at `offset`; its end, or -1 when it is incomplete. */
+  /** @internal Parses and handles one value at `offset`; its end, or -1 when it is incomplete. */
   private _next(buffer: Buffer, offset: number): number {
     if (buffer[offset] === PUSH) {
       const end = this._message(buffer, offset);
@@ -105,6 +106,7 @@ export class RespReader {
   }
 
   /**
+   * @internal
    * The fast path: an `smessage` push at `offset`, handled; its end, -1 when incomplete, 0 when
    * it is not one.
    */
@@ -123,7 +125,10 @@ export class RespReader {
     return message.end;
   }
 
-  /** A bulk string's content span at `offset` (`end` is past its CRLF); `undefined` if incomplete. */
+  /**
+   * @internal A bulk string's content span at `offset` (`end` is past its CRLF); `undefined` if
+   * incomplete.
+   */
   private _bulk(buffer: Buffer, offset: number): { start: number; end: number } | undefined {
     if (buffer[offset] !== BULK) {
       if (offset >= buffer.length) return undefined;
@@ -143,7 +148,7 @@ export class RespReader {
     return { start, end };
   }
 
-  /** The general decoder: the value at `offset` and its end, or INCOMPLETE. */
+  /** @internal The general decoder: the value at `offset` and its end, or INCOMPLETE. */
   private _value(
     buffer: Buffer,
     offset: number,

@@ -80,7 +80,9 @@ export class StreamState implements StreamKeys {
    * text in `_exact` instead.
    */
   private _ms = Number.NaN;
+  /** @internal */
   private _seq = Number.NaN;
+  /** @internal */
   private _exact: string | undefined = undefined;
   /**
    * `position` is a start position (or the newest id after a reset), not an entry delivered here:

@@ -36,13 +36,17 @@ export interface PubSub {
 }
 
 export class Subscriber implements PubSub {
-  /** Channels Redis confirmed: subscribed again on every new connection. */
+  /** @internal Channels Redis confirmed: subscribed again on every new connection. */
   private readonly _channels = new Set<string>();
+  /** @internal */
   private _connection: PubSubConnection | undefined = undefined;
-  /** The connection is up and the channels are subscribed on it. */
+  /** @internal The connection is up and the channels are subscribed on it. */
   private _ready = false;
+  /** @internal */
   private _attempt = 0;
+  /** @internal */
   private _retry: NodeJS.Timeout | undefined = undefined;
+  /** @internal */
   private _released = false;
 
   constructor(
@@ -113,7 +117,7 @@ export class Subscriber implements PubSub {
     this._connection = undefined;
   }
 
-  /** The connection failed: said once per connection; a new one after a backoff. */
+  /** @internal The connection failed: said once per connection; a new one after a backoff. */
   private _lost(connection: PubSubConnection, error: Error): void {
     if (this._connection !== connection || this._released) return;
     this._connection = undefined;

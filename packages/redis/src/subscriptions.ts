@@ -19,10 +19,15 @@ export interface SubscriptionsHost {
 }
 
 export class Subscriptions {
+  /** @internal */
   private readonly _toSubscribe = new Set<StreamState>();
+  /** @internal */
   private readonly _toUnsubscribe = new Set<StreamState>();
+  /** @internal */
   private _scheduled = false;
+  /** @internal */
   private _failures = 0;
+  /** @internal */
   private _retryTimer: NodeJS.Timeout | undefined = undefined;
 
   constructor(private readonly _host: SubscriptionsHost) {}
@@ -61,6 +66,7 @@ export class Subscriptions {
     this._toUnsubscribe.clear();
   }
 
+  /** @internal */
   private _schedule(): void {
     if (this._scheduled) return;
     this._scheduled = true;
@@ -70,6 +76,7 @@ export class Subscriptions {
     });
   }
 
+  /** @internal */
   private _flush(): void {
     const host = this._host;
     if (host.closed) return;
