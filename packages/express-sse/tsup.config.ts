@@ -4,7 +4,7 @@ import { defineConfig } from "tsup";
 // (scripts/esm-entries.mjs writes them after this build): one copy of the library's state for both
 // module systems. The reason is in that script.
 export default defineConfig({
-  entry: ["src/index.ts", "src/testing.ts"],
+  entry: ["src/index.ts", "src/testing.ts", "src/adapter-contract.ts"],
   format: ["cjs"],
   dts: true,
   clean: true,

@@ -11,6 +11,7 @@ module.exports = {
   moduleNameMapper: {
     "^@sluice/express-sse$": "<rootDir>/../express-sse/src/index.ts",
     "^@sluice/express-sse/testing$": "<rootDir>/../express-sse/src/testing.ts",
+    "^@sluice/express-sse/adapter-contract$": "<rootDir>/../express-sse/src/adapter-contract.ts",
   },
   // Installs (as root on Debian) or demands redis-server.
   globalSetup: "<rootDir>/test/setup/global-setup.ts",

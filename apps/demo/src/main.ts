@@ -52,13 +52,19 @@ const server = app.listen(port, (err?: Error) => {
 // Open event streams would keep server.close() waiting forever; shutdown() ends them (clients
 // reconnect elsewhere and resume) and resolves once the server is closed. Then app.close()
 // releases the app's own timers (the updates publisher, the ticker) and its channels.
-let stopping = false;
+//
+// Ctrl+C under `pnpm demo` delivers SIGINT twice within milliseconds: the terminal sends it to
+// every process of the foreground group (this one included), and tsx, which runs this file,
+// relays its own copy. One shutdown is one shutdown: a second signal counts as "stop now" only
+// once a second has passed (someone pressing Ctrl+C again because shutdown hangs).
+let stoppingSince: number | undefined;
 async function stop(signal: string): Promise<void> {
-  if (stopping) {
+  if (stoppingSince !== undefined) {
+    if (Date.now() - stoppingSince < 1000) return; // the same Ctrl+C, relayed
     console.log(`${signal} again: exiting now`);
     process.exit(1);
   }
-  stopping = true;
+  stoppingSince = Date.now();
   console.log(`${signal}: closing event streams and the server`);
   try {
     await shutdown(server, { timeout: 5000 });

@@ -49,7 +49,7 @@ describe("the demo with REDIS_URL", () => {
       path: "/api/chat",
       until: (e) => e.data.includes("across"),
     });
-    await new Promise((r) => setTimeout(r, 200)); // B's client is subscribed
+    await waitFor(() => b.app.feeds.chat.channel.size === 1, "B's client to subscribe");
     const { status, json } = await post(a.url, { user: "ada", text: "across replicas" });
     expect(status).toBe(202);
     const { events } = await onB;
@@ -116,14 +116,32 @@ describe("the demo with REDIS_URL", () => {
 
   test("with Redis down a POST gets 503 and a clear error: the message is not silently dropped", async () => {
     const [a] = replicas as [(typeof replicas)[0]];
-    await redis.stop();
-    const res = await fetch(`${a.url}/api/chat`, {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ user: "ada", text: "lost?" }),
-    });
-    expect(res.status).toBe(503);
-    expect(res.headers.get("retry-after")).toBe("2");
-    expect(await res.json()).toEqual({ error: "the message could not be stored; try again" });
+    for (const replica of replicas) expect(replica.errors).toEqual([]); // none until now
+    // The route logs the failed publish: captured here and asserted, not printed.
+    const logged = jest.spyOn(console, "error").mockImplementation(() => undefined);
+    try {
+      await redis.stop();
+      const res = await fetch(`${a.url}/api/chat`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ user: "ada", text: "lost?" }),
+      });
+      expect(res.status).toBe(503);
+      expect(res.headers.get("retry-after")).toBe("2");
+      expect(await res.json()).toEqual({ error: "the message could not be stored; try again" });
+      expect(logged.mock.calls).toEqual([
+        [
+          "chat: publish failed:",
+          expect.stringMatching(/^Could not publish to channel "chat": .*not stored/),
+        ],
+      ]);
+      // Each replica's adapter reported the outage (to the app's error listener).
+      await waitFor(
+        () => replicas.every((r) => r.errors.some((e) => /pub\/sub connection/.test(e.message))),
+        "each adapter to report the lost connection",
+      );
+    } finally {
+      logged.mockRestore();
+    }
   });
 });

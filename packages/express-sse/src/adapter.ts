@@ -20,16 +20,21 @@
  * - `close()`: releases every connection, timer and listener.
  *
  * The in-memory adapter below is the default; `@sluice/redis` is the distributed one. Both pass the
- * same contract suite (test/helpers/adapter-contract.ts).
+ * same contract suite (`@sluice/express-sse/adapter-contract`, src/adapter-contract.ts).
  */
 import { randomBytes } from "node:crypto";
 import { History, type ResolvedHistoryOptions } from "./history";
 
 /** An event as stored and delivered by an adapter. */
 export interface AdapterEvent {
+  /**
+   * The id `publish` resolved with: unique in the channel, ordered by `compare`, and one a client
+   * can send back in `Last-Event-ID` (the rules of `send()`'s `id`; the channel withholds others).
+   */
   readonly id: string;
+  /** The event name (`event:`), `undefined` for an unnamed (`message`) event. */
   readonly event: string | undefined;
-  /** Serialized data. */
+  /** Serialized data, exactly as published: the `data:` lines are written from it. */
   readonly data: string;
   /** The value before serialization, for events published in this process (filters use it). */
   readonly value?: unknown;
@@ -43,18 +48,42 @@ export interface AdapterEvent {
 
 /** What `publish` stores. */
 export interface AdapterPublish {
+  /** The event name, `undefined` for an unnamed (`message`) event. */
   readonly event: string | undefined;
+  /** Serialized data: store it, and deliver it, byte for byte. */
   readonly data: string;
+  /**
+   * The published value before serialization. Deliver it with the event to this process's
+   * listener (filters read it instead of parsing `data`); never store or send it elsewhere.
+   */
   readonly value?: unknown;
   /** `true` when `data` came from the serializer; a distributed adapter stores it with the event. */
   readonly serialized?: boolean;
 }
 
+/**
+ * What `history(afterId)` answers:
+ * - `events`: every retained event after `afterId`, in id order (empty: the client is up to date).
+ *   A resume replays them, then goes on live.
+ * - `unknown`: this channel never issued `afterId` (another channel's id, an earlier run's, a
+ *   forged one), or the store no longer knows it.
+ * - `too-old`: `afterId` was issued, but events after it were trimmed (a history bound) or expired.
+ *
+ * For both resets, `oldestId` and `newestId` are the oldest and newest ids still held
+ * (`undefined` when none are): the client gets `event: reset` with them and resumes after
+ * `newestId`.
+ */
 export type HistoryResult =
-  | { readonly kind: "events"; readonly events: readonly AdapterEvent[] }
+  | {
+      readonly kind: "events";
+      /** The retained events after the id, oldest first. */
+      readonly events: readonly AdapterEvent[];
+    }
   | {
       readonly kind: "unknown" | "too-old";
+      /** The oldest id still held, or `undefined` when the channel holds no event. */
       readonly oldestId: string | undefined;
+      /** The newest id still held, or `undefined` when the channel holds no event. */
       readonly newestId: string | undefined;
     };
 
@@ -65,8 +94,11 @@ export type HistoryResult =
  * expired before this process read them. Delivery goes on after `newestId`.
  */
 export interface AdapterReset {
+  /** `unknown`: the store lost the position; `too-old`: the events were trimmed or expired. */
   readonly reason: "unknown" | "too-old";
+  /** The oldest id the store still holds, if any. */
   readonly oldestId: string | undefined;
+  /** The newest id the store holds: delivery goes on after it. */
   readonly newestId: string | undefined;
 }
 
@@ -102,23 +134,54 @@ export interface AdapterPresence {
   members(limit: number): Promise<{ readonly total: number; readonly members: readonly string[] }>;
 }
 
+/** One channel of an adapter: what a `Channel` calls (see the module's description). */
 export interface AdapterChannel {
   /** Presence across processes (optional; see {@link AdapterPresence}). */
   readonly presence?: AdapterPresence;
+  /**
+   * Appends an event. Resolves with its id once it is stored (for a distributed adapter: durable
+   * and visible to every process), so a client resuming from any earlier id gets it. Ids strictly
+   * increase per channel, also for concurrent calls. Rejects if it could not be stored: the
+   * channel's `publish()` rejects with that error, and nothing is delivered.
+   */
   publish(event: AdapterPublish): Promise<string>;
+  /**
+   * Sets the channel's one listener: every event appended from now on, by any process, exactly
+   * once and in id order, while the channel is active (see `setActive`). `onReset`: events the
+   * adapter had to deliver are gone; the channel tells its live subscribers with `event: reset`.
+   */
   listen(onEvent: (event: AdapterEvent) => void, onReset?: (reset: AdapterReset) => void): void;
-  /** This process has subscribers on the channel (`true`) or none left (`false`). */
+  /**
+   * Optional. This process has subscribers on the channel (`true`, called before their history is
+   * read, so the live feed covers everything after the replay) or none left (`false`). A
+   * distributed adapter receives the channel's events only while it is active.
+   */
   setActive?(active: boolean): void;
+  /** The retained events after `afterId`, or why they cannot be given; may be synchronous. */
   history(afterId: string): HistoryResult | Promise<HistoryResult>;
+  /** Orders two ids this channel issued: negative if `a` is older, zero if equal, else positive. */
   compare(a: string, b: string): number;
+  /** Releases every connection, timer and listener of the channel; called once, by the channel. */
   close(): void | Promise<void>;
 }
 
+/** What a channel gives its adapter when it opens. */
 export interface AdapterChannelOptions {
+  /** The channel's history bounds, every default filled in: keep at most this much. */
   readonly history: ResolvedHistoryOptions;
 }
 
+/**
+ * Where channels keep their events and how they reach other processes: `MemoryAdapter` (the
+ * default, one process) or a distributed one (`@sluice/redis`). An adapter of your own passes
+ * `@sluice/express-sse/adapter-contract`.
+ */
 export interface Adapter {
+  /**
+   * The adapter's channel of this name, for one `Channel` (a process may open the same name
+   * again after closing it). Synchronous: an adapter that needs a connection opens it lazily,
+   * and `publish`/`history` wait for it.
+   */
   open(name: string, options: AdapterChannelOptions): AdapterChannel;
 }
 

@@ -3,9 +3,9 @@
  * `resolveChannelOptions` throws, before anything is opened). No state.
  */
 import { MemoryAdapter, type Adapter } from "./adapter";
-import { describe } from "./frame";
 import { resolveHistoryOptions, type HistoryOptions, type ResolvedHistoryOptions } from "./history";
-import { nonNegativeInteger, type Serializer } from "./options";
+import type { Serializer } from "./options";
+import { describe, nonNegativeInteger } from "./util";
 import { DEFAULT_PRESENCE_INTERVAL } from "./presence";
 import { jsonSerialize } from "./serialize";
 import type { ChannelEvent } from "./subscription";
@@ -123,16 +123,16 @@ export function resolveChannelOptions(
   const maxLifetime =
     options.maxLifetime === undefined
       ? Infinity
-      : nonNegativeInteger("maxLifetime", options.maxLifetime);
+      : nonNegativeInteger('The "maxLifetime" option', options.maxLifetime);
   if (maxLifetime === 0) throw new RangeError('The "maxLifetime" option must be at least 1 ms');
   const lifetimeRetry =
     options.lifetimeRetry === undefined
       ? DEFAULT_LIFETIME_RETRY
-      : nonNegativeInteger("lifetimeRetry", options.lifetimeRetry);
+      : nonNegativeInteger('The "lifetimeRetry" option', options.lifetimeRetry);
   const presenceInterval =
     options.presenceInterval === undefined
       ? DEFAULT_PRESENCE_INTERVAL
-      : nonNegativeInteger("presenceInterval", options.presenceInterval);
+      : nonNegativeInteger('The "presenceInterval" option', options.presenceInterval);
   const adapter = options.adapter ?? new MemoryAdapter();
   if (adapter === null || typeof adapter !== "object" || typeof adapter.open !== "function") {
     throw new TypeError(

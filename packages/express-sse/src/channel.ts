@@ -8,8 +8,9 @@ import {
   type EventMap,
   type SubscribeOptions,
 } from "./channel-options";
-import { Frame, describe, idProblem, serializedText, validateEventName } from "./frame";
-import { nonNegativeInteger, type Serializer } from "./options";
+import { Frame, idProblem, serializedText, validateEventName } from "./frame";
+import type { Serializer } from "./options";
+import { describe, isPromise, nonNegativeInteger, reportError } from "./util";
 import { LifetimeSweep } from "./lifetime";
 import { LocalPresence, serializeMember, type Members } from "./presence";
 import { SseStream, type StreamClosedError, type StreamOwner } from "./stream";
@@ -133,7 +134,8 @@ export class Channel<Events extends EventMap = EventMap>
    * subscribers there are in all (with or without app data).
    */
   members(options: { limit?: number } = {}): Promise<Members> {
-    const limit = options.limit === undefined ? 100 : nonNegativeInteger("limit", options.limit);
+    const limit =
+      options.limit === undefined ? 100 : nonNegativeInteger('The "limit" option', options.limit);
     return this._presence.members(limit);
   }
 
@@ -487,15 +489,6 @@ export class Channel<Events extends EventMap = EventMap>
 
   /** @internal */
   private _report(err: unknown): void {
-    const error = err instanceof Error ? err : new Error(String(err));
-    // Reported, never swallowed: to 'error' listeners if there are any, else as a process warning
-    // (an unhandled 'error' event would crash the process for one bad subscriber).
-    if (this.listenerCount("error") > 0) this.emit("error", error);
-    // A string, not the Error: emitWarning rejects Errors from another realm (jest, vm).
-    else process.emitWarning(error.message, { type: "SluiceChannelWarning", detail: error.stack });
+    reportError(this, err, "SluiceChannelWarning");
   }
-}
-
-function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
-  return typeof (value as Promise<T> | undefined)?.then === "function";
 }

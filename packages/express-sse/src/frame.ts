@@ -6,6 +6,8 @@
  *
  * @see https://html.spec.whatwg.org/multipage/server-sent-events.html#parsing-an-event-stream
  */
+import { chunkOf } from "./direct";
+import { describe, nonNegativeInteger } from "./util";
 
 /** Fields of one event other than its data. */
 export interface EventFields {
@@ -131,15 +133,9 @@ export function validateId(id: unknown): string {
 
 /** Validates a `retry` value (milliseconds) and returns it. */
 export function validateRetry(retry: unknown): number {
-  if (typeof retry !== "number") {
-    throw new TypeError(`The "retry" field must be a number, got ${describe(retry)}`);
-  }
   // Clients apply `retry` only when the value is ASCII digits (spec step "If the field value
   // consists of only ASCII digits"), so anything else would be dropped silently on the wire.
-  if (!Number.isSafeInteger(retry) || retry < 0) {
-    throw new RangeError(`The "retry" field must be a non-negative safe integer, got ${retry}`);
-  }
-  return retry;
+  return nonNegativeInteger('The "retry" field', retry);
 }
 
 /**
@@ -208,17 +204,6 @@ export function serializedText(text: unknown): string {
   );
 }
 
-export function describe(value: unknown): string {
-  if (value === null) return "null";
-  if (value === undefined) return "undefined";
-  if (Array.isArray(value)) return "an array";
-  const type = typeof value;
-  if (type === "object") return "an object";
-  if (type === "function") return "a function";
-  if (type === "string") return `a string`;
-  return `${type} ${String(value)}`;
-}
-
 /**
  * A complete, validated frame, built once and written to any number of streams with
  * `stream.sendFrame(frame)`. Its constructor is private: every `Frame` comes from the factories
@@ -284,11 +269,4 @@ export class Frame {
     joined._bytes = Buffer.concat(frames.map((f) => f.bytes));
     return joined;
   }
-}
-
-const CRLF = Buffer.from("\r\n", "latin1");
-
-/** `bytes` framed as one HTTP/1.1 chunk (RFC 9112 section 7.1). */
-export function chunkOf(bytes: Buffer): Buffer {
-  return Buffer.concat([Buffer.from(bytes.byteLength.toString(16), "latin1"), CRLF, bytes, CRLF]);
 }

@@ -2,6 +2,7 @@
  * A bounded, in-memory event log: by count, by bytes and by age. Used by the in-memory adapter;
  * pure data structure, no timers (age is enforced lazily on every append and read).
  */
+import { nonNegativeInteger } from "./util";
 
 /** Bounds of a channel's history. Every bound is optional; count and bytes always apply. */
 export interface HistoryOptions {
@@ -13,9 +14,16 @@ export interface HistoryOptions {
   maxAge?: number;
 }
 
+/**
+ * A channel's history bounds, checked and with every default filled in: what an adapter's
+ * `open(name, { history })` receives, to bound the history it keeps for that channel.
+ */
 export interface ResolvedHistoryOptions {
+  /** Most events kept. @defaultValue 1000 */
   readonly max: number;
+  /** Most bytes of event data kept (UTF-8, as sent). @defaultValue 4 MiB */
   readonly maxBytes: number;
+  /** Oldest event kept, in ms; `Infinity`: no age limit. @defaultValue Infinity */
   readonly maxAge: number;
 }
 
@@ -45,16 +53,7 @@ export type SinceResult<T> =
 
 function bound(name: string, value: unknown, fallback: number, allowInfinity: boolean): number {
   if (value === undefined) return fallback;
-  if (typeof value !== "number" || Number.isNaN(value)) {
-    throw new TypeError(`The history "${name}" option must be a number`);
-  }
-  if (value === Infinity && allowInfinity) return value;
-  if (!Number.isSafeInteger(value) || value < 0) {
-    throw new RangeError(
-      `The history "${name}" option must be a non-negative safe integer${allowInfinity ? " or Infinity" : ""}, got ${value}`,
-    );
-  }
-  return value;
+  return nonNegativeInteger(`The history "${name}" option`, value, allowInfinity);
 }
 
 /** Validates history bounds and fills in the defaults. */

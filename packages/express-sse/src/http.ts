@@ -1,12 +1,11 @@
 /**
  * The HTTP side of a stream, kept apart from its state and write path: how the `Last-Event-ID`
- * request header is decoded, the response head of a stream (or the 503 that refuses one), whether
- * frames may go straight to the socket, and what of Express's per-request state a started stream
- * releases.
+ * request header is decoded, the response head of a stream (or the 503 that refuses one), and
+ * what of Express's per-request state a started stream releases. (Whether frames may go straight
+ * to the socket: direct.ts.)
  */
 import { isUtf8 } from "node:buffer";
-import { ServerResponse, type IncomingMessage } from "node:http";
-import type { Socket } from "node:net";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { DEFAULT_RETRY_AFTER_S, SSE_CACHE_CONTROL, SSE_CONTENT_TYPE } from "./constants";
 import type { ResolvedOptions } from "./options";
 
@@ -40,9 +39,6 @@ export function connectionHeader(req: IncomingMessage): string | undefined {
   return req.httpVersionMajor === 1 && req.httpVersionMinor >= 1 ? "keep-alive" : "close";
 }
 
-/** Node's own write: a response whose `write` is anything else (compression) is wrapped. */
-const NODE_WRITE = ServerResponse.prototype.write;
-
 /** Sends a stream's response head: the event-stream headers, then the app's `headers`. */
 export function writeStreamHead(res: ServerResponse, headers: ResolvedOptions["headers"]): void {
   res.setHeader("Content-Type", SSE_CONTENT_TYPE);
@@ -69,23 +65,6 @@ export function writeBusyHead(res: ServerResponse, retry: number | undefined): v
 
 /** Its body. */
 export const BUSY_BODY = "Too many open event streams; retry later.\n";
-
-/**
- * The socket to hand frames to directly, once the head is flushed: a plain HTTP/1.1 chunked
- * response, its socket serving it, its `write` Node's own (not wrapped by compression or anything
- * else), nothing queued in the response itself. Else `undefined`.
- */
-export function directSocketOf(res: ServerResponse): Socket | undefined {
-  const socket = res.socket as (Socket & { _httpMessage?: unknown }) | null;
-  const direct =
-    socket !== null &&
-    socket._httpMessage === res &&
-    res.chunkedEncoding &&
-    res.write === NODE_WRITE &&
-    res.headersSent &&
-    res.writableLength === socket.writableLength;
-  return direct ? socket : undefined;
-}
 
 /**
  * What Express keeps per request that an open event stream never uses again, released once the

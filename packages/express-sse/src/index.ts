@@ -29,7 +29,7 @@ export type {
   HistoryResult,
   PresenceUpdate,
 } from "./adapter";
-export type { HistoryOptions } from "./history";
+export type { HistoryOptions, ResolvedHistoryOptions } from "./history";
 export type { Members } from "./presence";
 export { MAX_MEMBER_BYTES } from "./presence";
 export type { ShutdownOptions } from "./shutdown";

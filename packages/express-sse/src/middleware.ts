@@ -1,5 +1,5 @@
 import { ServerResponse, type IncomingMessage } from "node:http";
-import { Heartbeat } from "./heartbeat";
+import { StreamRegistry } from "./registry";
 import { resolveOptions, type SseOptions } from "./options";
 import { SseStream, kStream, type StreamContext, type StreamStats } from "./stream";
 
@@ -113,7 +113,7 @@ export function sse(options?: SseOptions): SseMiddleware {
   const resolved = resolveOptions(options);
   const context: StreamContext = {
     options: resolved,
-    heartbeat: new Heartbeat<SseStream>(resolved.heartbeat),
+    registry: new StreamRegistry<SseStream>(resolved.heartbeat),
     stats: { opened: 0, events: 0, bytes: 0, heartbeats: 0, slowClientsDropped: 0, rejected: 0 },
   };
 
@@ -132,10 +132,10 @@ export function sse(options?: SseOptions): SseMiddleware {
   }
 
   return Object.defineProperties(sseMiddleware, {
-    streams: { value: context.heartbeat.streams, enumerable: true },
+    streams: { value: context.registry.streams, enumerable: true },
     stats: {
       value: function stats(): StreamStats {
-        return { open: context.heartbeat.size, ...context.stats };
+        return { open: context.registry.size, ...context.stats };
       },
       enumerable: true,
     },

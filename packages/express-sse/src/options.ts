@@ -1,5 +1,6 @@
 import { DEFAULT_HEARTBEAT_MS, DEFAULT_MAX_BUFFERED_BYTES } from "./constants";
-import { describe } from "./frame";
+import { describe, nonNegativeInteger } from "./util";
+
 import { jsonSerialize } from "./serialize";
 
 /** Turns a value into the string sent as event data. */
@@ -63,17 +64,6 @@ const KNOWN = new Set([
   "maxConnections",
 ]);
 
-/** Validates a millisecond/count option: a non-negative safe integer, named in the error. */
-export function nonNegativeInteger(name: string, value: unknown): number {
-  if (typeof value !== "number") {
-    throw new TypeError(`The "${name}" option must be a number, got ${describe(value)}`);
-  }
-  if (!Number.isSafeInteger(value) || value < 0) {
-    throw new RangeError(`The "${name}" option must be a non-negative safe integer, got ${value}`);
-  }
-  return value;
-}
-
 /**
  * Merges the defaults with `options` and validates every value once, here, so that a typo fails
  * at start-up with a message that names the option instead of misbehaving under load.
@@ -91,7 +81,7 @@ export function resolveOptions(options: SseOptions | undefined): ResolvedOptions
   const heartbeat =
     options.heartbeat === undefined
       ? DEFAULT_HEARTBEAT_MS
-      : nonNegativeInteger("heartbeat", options.heartbeat);
+      : nonNegativeInteger('The "heartbeat" option', options.heartbeat);
   if (heartbeat > 0 && heartbeat < 100) {
     throw new RangeError(
       `The "heartbeat" option must be 0 (off) or at least 100 ms, got ${heartbeat}`,
@@ -100,7 +90,9 @@ export function resolveOptions(options: SseOptions | undefined): ResolvedOptions
 
   // Same rule as the `retry` field (digits only on the wire), worded for an option.
   const retry =
-    options.retry === undefined ? undefined : nonNegativeInteger("retry", options.retry);
+    options.retry === undefined
+      ? undefined
+      : nonNegativeInteger('The "retry" option', options.retry);
 
   const serialize = options.serialize ?? jsonSerialize;
   if (typeof serialize !== "function") {
@@ -124,7 +116,10 @@ export function resolveOptions(options: SseOptions | undefined): ResolvedOptions
 
   let maxBufferedBytes = DEFAULT_MAX_BUFFERED_BYTES;
   if (options.maxBufferedBytes !== undefined) {
-    maxBufferedBytes = nonNegativeInteger("maxBufferedBytes", options.maxBufferedBytes);
+    maxBufferedBytes = nonNegativeInteger(
+      'The "maxBufferedBytes" option',
+      options.maxBufferedBytes,
+    );
     if (maxBufferedBytes === 0) {
       throw new RangeError('The "maxBufferedBytes" option must be at least 1');
     }
@@ -132,7 +127,7 @@ export function resolveOptions(options: SseOptions | undefined): ResolvedOptions
 
   let maxConnections = Infinity;
   if (options.maxConnections !== undefined && options.maxConnections !== Infinity) {
-    maxConnections = nonNegativeInteger("maxConnections", options.maxConnections);
+    maxConnections = nonNegativeInteger('The "maxConnections" option', options.maxConnections);
   }
 
   return Object.freeze({

@@ -1,4 +1,5 @@
-import { describe, type EventFields } from "./frame";
+import type { EventFields } from "./frame";
+import { describe, isPromise, noop, reportError } from "./util";
 import type { SseStream, StreamClosedError } from "./stream";
 
 /** Anything `pipe()` can read: an async iterable (async generator, Node stream) or an iterable. */
@@ -101,13 +102,6 @@ function getIterator<T>(source: PipeSource<T>): {
   throw new TypeError(`pipe() takes an async iterable or an iterable, got ${describe(source)}`);
 }
 
-function isPromise<V>(value: Promise<V> | V): value is Promise<V> {
-  return typeof (value as Promise<V> | undefined)?.then === "function";
-}
-
 function reportReturnError(err: unknown): void {
-  const error = err instanceof Error ? err : new Error(String(err));
-  process.emitWarning(error.message, { type: "SluicePipeWarning", detail: error.stack });
+  reportError(undefined, err, "SluicePipeWarning");
 }
-
-function noop(): void {}

@@ -10,7 +10,7 @@
  * drops out within a bound; see the package README) through the same API.
  */
 import type { AdapterPresence } from "./adapter";
-import { describe } from "./frame";
+import { describe } from "./util";
 
 /** Largest app data of one member, serialized as JSON, in UTF-8 bytes. */
 export const MAX_MEMBER_BYTES = 1024;

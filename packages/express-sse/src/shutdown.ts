@@ -1,5 +1,5 @@
 import type { Server } from "node:http";
-import { activeHeartbeats } from "./heartbeat";
+import { populatedRegistries } from "./registry";
 import { SseStream, closingServers } from "./stream";
 
 const MAX_TIMEOUT = 2 ** 31 - 1;
@@ -46,10 +46,10 @@ export function shutdown(server: Server, options: ShutdownOptions = {}): Promise
       else resolve();
     });
     closingServers.add(server);
-    // Every open stream of the process is in the set of its sse() instance's heartbeat.
+    // Every open stream of the process is in the registry of its sse() instance.
     const streams: SseStream[] = [];
-    for (const heartbeat of activeHeartbeats) {
-      for (const stream of heartbeat.streams) if (stream instanceof SseStream) streams.push(stream);
+    for (const registry of populatedRegistries) {
+      for (const stream of registry.streams) if (stream instanceof SseStream) streams.push(stream);
     }
     for (const stream of streams) {
       const socket = stream.request.socket as { server?: unknown } | null;

@@ -6,21 +6,21 @@ import {
   frameComment,
   frameEvent,
   frameRetry,
-  describe,
   serializedText,
   type EventFields,
 } from "./frame";
-import type { Heartbeat } from "./heartbeat";
+import type { StreamRegistry } from "./registry";
+import { directSocketOf, textChunkOf } from "./direct";
 import {
   BUSY_BODY,
   decodeLastEventId,
-  directSocketOf,
   writeBusyHead,
   releaseRequestState,
   writeStreamHead,
 } from "./http";
 import type { ResolvedOptions } from "./options";
 import { pipe, type PipeOptions, type PipeSource } from "./pipe";
+import { describe, noop } from "./util";
 import { StreamClosedError, type CloseReason } from "./close-reason";
 
 export { StreamClosedError, type CloseReason } from "./close-reason";
@@ -49,7 +49,8 @@ export interface StreamStats {
 /** What every stream of one `sse()` instance shares. */
 export interface StreamContext {
   readonly options: ResolvedOptions;
-  readonly heartbeat: Heartbeat<SseStream>;
+  /** Its open streams (`maxConnections`, `stats().open`, shutdown) and their heartbeat. */
+  readonly registry: StreamRegistry<SseStream>;
   /** Plain integer counters, bumped on paths that already run: no measurable cost. */
   readonly stats: Omit<StreamStats, "open">;
 }
@@ -94,7 +95,7 @@ export const closingServers = new WeakSet<object>();
 export class SseStream {
   /**
    * @internal Heartbeat checks since the last write: reset by every write, counted up by the
-   * heartbeat (heartbeat.ts), a small integer instead of a timestamp (a boxed number per stream).
+   * heartbeat (registry.ts), a small integer instead of a timestamp (a boxed number per stream).
    */
   _idle = 0;
 
@@ -360,7 +361,7 @@ export class SseStream {
       let ok: boolean;
       if (typeof frame === "string") {
         const size = Buffer.byteLength(frame);
-        ok = socket.write(`${size.toString(16)}\r\n${frame}\r\n`);
+        ok = socket.write(textChunkOf(frame, size));
         this._ctx.stats.bytes += size;
       } else {
         ok = socket.write(frame.chunk);
@@ -413,14 +414,14 @@ export class SseStream {
   private _start(): void {
     const res = this._res;
     const req = res.req;
-    const { options, heartbeat } = this._ctx;
+    const { options, registry } = this._ctx;
     if (res.headersSent) {
       throw new Error(
         "Cannot start an event stream: the response headers were already sent. " +
           "Use res.sse before anything else writes to the response.",
       );
     }
-    if (heartbeat.size >= options.maxConnections) {
+    if (registry.size >= options.maxConnections) {
       this._ctx.stats.rejected++;
       writeBusyHead(res, options.retry);
       this._finalize("max-connections");
@@ -436,7 +437,7 @@ export class SseStream {
     this._state = OPEN;
     this._ctx.stats.opened++;
     releaseRequestState(req);
-    heartbeat.add(this);
+    registry.add(this);
     const server = (req.socket as { server?: object } | null)?.server;
     if (server !== undefined && closingServers.has(server)) {
       // A handler that was still preparing when shutdown() ran: send it on its way at once, so
@@ -468,7 +469,7 @@ export class SseStream {
     res.removeListener("close", resOnClose);
     res.removeListener("error", resOnError);
     if (this._socket !== undefined) res.removeListener("prefinish", resOnPrefinish);
-    this._ctx.heartbeat.delete(this);
+    this._ctx.registry.delete(this);
 
     const reason = new StreamClosedError(type);
     const extra = this._more();
@@ -558,5 +559,3 @@ function resOnError(this: TaggedResponse): void {
 function rethrow(err: unknown): never {
   throw err;
 }
-
-function noop(): void {}

@@ -589,7 +589,13 @@ describe("Channel", () => {
     test("closes each stream after 80-100% of maxLifetime with a retry hint; clients resume with no loss", async () => {
       const channel = new Channel("lifetime", { maxLifetime: 200, lifetimeRetry: 10 });
       const closes: StreamClosedError[] = [];
-      channel.on("leave", (_s, r) => closes.push(r));
+      const joined = new Map<SseStream, number>();
+      const lifetimes: number[] = [];
+      channel.on("join", (s) => joined.set(s, Date.now()));
+      channel.on("leave", (s, r) => {
+        closes.push(r);
+        lifetimes.push(Date.now() - (joined.get(s) ?? NaN));
+      });
       const { app } = channelApp(channel);
       const { url } = await listen(app);
       const client = recorder(`${url}/c`);
@@ -610,6 +616,12 @@ describe("Channel", () => {
         expect(closes.length).toBeGreaterThanOrEqual(3);
         expect(closes.every((r) => r.type === "max-lifetime")).toBe(true);
         expect(channel.stats().resumes).toBeGreaterThanOrEqual(3);
+        // Each stream lived 80-100% of maxLifetime (160-200 ms): never less; at most the sweep's
+        // period (maxLifetime / 20 = 10 ms) more, plus what a loaded machine delays a timer.
+        for (const ms of lifetimes) {
+          expect(ms).toBeGreaterThanOrEqual(159);
+          expect(ms).toBeLessThanOrEqual(200 + 10 + 90);
+        }
       } finally {
         client.es.close();
       }

@@ -61,6 +61,7 @@ describe("the direct socket path", () => {
     const channel = new Channel("ended");
     const a = app();
     let first = true;
+    let direct: unknown;
     a.get("/s", (_req, res) => {
       if (!first) {
         res.type("text/plain").send("second response");
@@ -68,7 +69,7 @@ describe("the direct socket path", () => {
       }
       first = false;
       void channel.subscribe(res);
-      expect(socketOf(res.sse)).toBeDefined();
+      direct = socketOf(res.sse);
       res.end(); // the app's own end, not res.sse.close()
       void channel.publish("after the end"); // flushed in a microtask: must not reach the socket
     });
@@ -81,6 +82,7 @@ describe("the direct socket path", () => {
     socket.write(`GET /s HTTP/1.1\r\nHost: x\r\n\r\n`);
     await waitFor(() => received.includes("second response"), { what: "the second response" });
     socket.destroy();
+    expect(direct).toBeDefined(); // the stream was on the direct path when the app ended it
     expect(received).not.toContain("after the end");
     // The first body is the opening comment and the terminating chunk, nothing in between.
     const firstBody = received.slice(

@@ -17,6 +17,7 @@ describe("public surface", () => {
 
   test("the testing entry exports exactly these values", () => {
     expect(Object.keys(testing).sort()).toEqual([
+      "NotAnEventStreamError",
       "collectEvents",
       "createParser",
       "parseEventStream",

@@ -1,5 +1,5 @@
 import express from "express";
-import { Heartbeat, type Pingable } from "../src/heartbeat";
+import { StreamRegistry, type Pingable } from "../src/registry";
 import { sse } from "../src";
 import { collectEvents } from "../src/testing";
 import { closeAllServers } from "./helpers/server";
@@ -20,12 +20,12 @@ function fakeStream(): Pingable & { pings: number[]; write(): void } {
   return stream;
 }
 
-describe("Heartbeat", () => {
+describe("the heartbeat of a StreamRegistry (one sse() instance's open streams)", () => {
   beforeEach(() => jest.useFakeTimers({ now: 0 }));
   afterEach(() => jest.useRealTimers());
 
   test("pings a stream once it has been idle for a whole interval (checks every quarter)", () => {
-    const hb = new Heartbeat(1000);
+    const hb = new StreamRegistry(1000);
     const s = fakeStream();
     hb.add(s);
     // Opened at t=0, the fifth check (t=1250) is the first with a whole interval of silence
@@ -42,7 +42,7 @@ describe("Heartbeat", () => {
   test.each([0, 1, 100, 249])(
     "a stream last written %i ms after a check is pinged after 1 to 1.25 intervals of silence",
     (offset) => {
-      const hb = new Heartbeat(1000);
+      const hb = new StreamRegistry(1000);
       const s = fakeStream();
       hb.add(s);
       jest.advanceTimersByTime(offset);
@@ -56,7 +56,7 @@ describe("Heartbeat", () => {
   );
 
   test("never pings a stream that keeps writing, and stays silent at most 1.25 x interval", () => {
-    const hb = new Heartbeat(1000);
+    const hb = new StreamRegistry(1000);
     const busy = fakeStream();
     const idleAfterWrite = fakeStream();
     hb.add(busy);
@@ -74,31 +74,31 @@ describe("Heartbeat", () => {
   });
 
   test("runs one unref'd timer for all streams, only while there are streams", () => {
-    const hb = new Heartbeat(1000);
-    expect(hb.running).toBe(false);
+    const hb = new StreamRegistry(1000);
+    expect(hb.heartbeatRunning).toBe(false);
     const streams = Array.from({ length: 100 }, () => fakeStream());
     for (const s of streams) hb.add(s);
-    expect(hb.running).toBe(true);
+    expect(hb.heartbeatRunning).toBe(true);
     expect(jest.getTimerCount()).toBe(1);
     expect((hb as unknown as { _timer: NodeJS.Timeout })._timer.hasRef()).toBe(false);
     for (const s of streams) hb.delete(s);
-    expect(hb.running).toBe(false);
+    expect(hb.heartbeatRunning).toBe(false);
     expect(jest.getTimerCount()).toBe(0);
   });
 
   test("heartbeat 0 tracks streams but never starts a timer", () => {
-    const hb = new Heartbeat(0);
+    const hb = new StreamRegistry(0);
     const s = fakeStream();
     hb.add(s);
     expect(hb.size).toBe(1);
-    expect(hb.running).toBe(false);
+    expect(hb.heartbeatRunning).toBe(false);
     jest.advanceTimersByTime(60_000);
     expect(s.pings).toEqual([]);
     hb.delete(s);
   });
 
   test("a stream closed by its own ping is removed without disturbing the others", () => {
-    const hb = new Heartbeat(1000);
+    const hb = new StreamRegistry(1000);
     const others = [fakeStream(), fakeStream()];
     const dying: Pingable = { _idle: 0, ping: () => hb.delete(dying) };
     hb.add(others[0]!);

@@ -26,6 +26,7 @@ describe("churn", () => {
     app.use(middleware);
     const refs: Array<WeakRef<SseStream>> = [];
     let timersCleared = 0;
+    let mostCloseListeners = 0; // on a request, after its handler set everything up
     app.get("/s", (req, res) => {
       // What a typical handler does: a per-client timer cleaned up on close, the signal, a pipe.
       const t = setInterval(() => res.sse.send("tick"), 50);
@@ -41,7 +42,7 @@ describe("churn", () => {
         })(),
       );
       refs.push(new WeakRef(res.sse));
-      expect(req.listenerCount("close")).toBeLessThanOrEqual(1);
+      mostCloseListeners = Math.max(mostCloseListeners, req.listenerCount("close"));
     });
     const { url } = await listen(app);
     const agent = new http.Agent({ keepAlive: false, maxSockets: 50 });
@@ -66,6 +67,7 @@ describe("churn", () => {
     await waitFor(() => JSON.stringify(activeResources()) === JSON.stringify(resourcesBefore), {
       what: `active resources back to ${JSON.stringify(resourcesBefore)}`,
     });
+    expect(mostCloseListeners).toBeLessThanOrEqual(1);
     const retained = refs.slice(refsBefore).filter((ref) => ref.deref() !== undefined).length;
     expect(retained).toBe(0);
     // A leak of 1 KB per stream would show as ~1 MB over the measured 1,000 cycles.

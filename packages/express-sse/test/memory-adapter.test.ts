@@ -1,6 +1,6 @@
 import { MemoryAdapter, type AdapterChannel, type AdapterEvent } from "../src/adapter";
 import { resolveHistoryOptions, type HistoryOptions } from "../src/history";
-import { adapterContract } from "./helpers/adapter-contract";
+import { adapterContract } from "../src/adapter-contract";
 
 adapterContract("MemoryAdapter", () => new MemoryAdapter());
 

@@ -35,7 +35,15 @@ describe("the built package", () => {
       "-e",
       "console.log(Object.keys(require('@sluice/express-sse/testing')).sort().join())",
     ]);
-    expect(testing.trim()).toBe("collectEvents,createParser,parseEventStream");
+    expect(testing.trim()).toBe(
+      "NotAnEventStreamError,collectEvents,createParser,parseEventStream",
+    );
+    const contract = node([
+      "--input-type=module",
+      "-e",
+      "import * as m from '@sluice/express-sse/adapter-contract'; console.log(Object.keys(m).join())",
+    ]);
+    expect(contract.trim()).toBe("adapterContract");
   });
 
   test.each(["esm-middleware", "cjs-middleware"])(
@@ -60,7 +68,7 @@ describe("the built package", () => {
   );
 
   test("the ES module entries re-export the CommonJS build (no second copy of the code)", () => {
-    for (const entry of ["index", "testing"]) {
+    for (const entry of ["index", "testing", "adapter-contract"]) {
       const mjs = fs.readFileSync(path.join(dist, `${entry}.mjs`), "utf8");
       expect(mjs).toContain(`import cjs from "./${entry}.js";`);
       expect(mjs.split("\n").length).toBeLessThan(40);

@@ -6,7 +6,7 @@ import express from "express";
 import type { Socket } from "node:net";
 import { Channel, MAX_MEMBER_BYTES, sse } from "../src";
 import { activeResources } from "./helpers/gc";
-import { closeAllServers, listen, rawRequest, sleep, waitFor } from "./helpers/server";
+import { closeAllServers, listen, rawRequest, waitFor } from "./helpers/server";
 
 afterEach(closeAllServers);
 
@@ -168,6 +168,6 @@ test("bad app data: a TypeError at subscribe() that says why, and the stream is 
   const socket = await open(server.port, "/c?user=ann");
   await waitFor(() => channel.count === 1, { what: "a subscriber" });
   socket.destroy();
-  await sleep(10);
+  await waitFor(() => channel.count === 0, { what: "the subscriber to leave" });
   await channel.close();
 });

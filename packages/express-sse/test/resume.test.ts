@@ -10,7 +10,7 @@ import {
   type HistoryResult,
   type SseStream,
 } from "../src";
-import { collectEvents } from "../src/testing";
+import { collectEvents, NotAnEventStreamError } from "../src/testing";
 import { closeAllServers, deferred, listen, rawRequest, waitFor } from "./helpers/server";
 
 afterEach(closeAllServers);
@@ -320,11 +320,12 @@ describe("Last-Event-ID resume", () => {
     test("with Node's default header limit a 100 KB Last-Event-ID never reaches the app (431)", async () => {
       const channel = new Channel("huge-default");
       const { app } = channelApp(channel);
-      const result = await collectEvents(app, {
+      const error = await collectEvents(app, {
         path: "/c",
         headers: { "Last-Event-ID": "9".repeat(100 * 1024) },
-      });
-      expect(result.status).toBe(431);
+      }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(NotAnEventStreamError);
+      expect((error as NotAnEventStreamError).result.status).toBe(431);
       expect(channel.size).toBe(0);
     });
 

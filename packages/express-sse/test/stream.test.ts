@@ -2,7 +2,7 @@ import type { Request, Response } from "express";
 import { ServerResponse, type IncomingMessage } from "node:http";
 import { EventSource } from "eventsource";
 import { sse, SseStream, StreamClosedError, Frame } from "../src";
-import { collectEvents } from "../src/testing";
+import { collectEvents, NotAnEventStreamError } from "../src/testing";
 import { EXPRESS_VERSIONS } from "./helpers/express";
 import express5 from "express";
 import {
@@ -13,6 +13,9 @@ import {
   rawRequest,
   waitFor,
   sleep,
+  thrownBy,
+  rejectionOf,
+  errorShape,
 } from "./helpers/server";
 
 /** The first frame of every stream without a `retry` option (see SseStream#start). */
@@ -107,13 +110,11 @@ describe.each(EXPRESS_VERSIONS)("SseStream on %s", (_name, express) => {
 
     test("answers HEAD with the headers and an empty body, and closes the stream", async () => {
       const closed = deferred<StreamClosedError>();
-      const { app } = appWith((_req, res) => {
-        res.sse.onClose(closed.resolve);
-        expect(res.sse.send("never")).toBe(false);
-      });
+      const sent: boolean[] = [];
+      const { app } = appWith(() => undefined);
       app.head("/h", (_req, res) => {
         res.sse.onClose(closed.resolve);
-        expect(res.sse.send("never")).toBe(false);
+        sent.push(res.sse.send("never"));
       });
       const { url } = await listen(app);
       const res = await fetch(`${url}/h`, { method: "HEAD" });
@@ -121,6 +122,7 @@ describe.each(EXPRESS_VERSIONS)("SseStream on %s", (_name, express) => {
       expect(res.headers.get("content-type")).toBe("text/event-stream; charset=utf-8");
       expect(await res.text()).toBe("");
       expect((await closed.promise).type).toBe("head-request");
+      expect(sent).toEqual([false]); // nothing may follow a HEAD answer
     });
   });
 
@@ -189,14 +191,15 @@ describe.each(EXPRESS_VERSIONS)("SseStream on %s", (_name, express) => {
     });
 
     test("res.sse is the same object on every access", async () => {
+      const seen: unknown[] = [];
       const { app } = appWith((_req, res) => {
-        const first = res.sse;
-        expect(res.sse).toBe(first);
-        expect(first).toBeInstanceOf(SseStream);
+        seen.push(res.sse, res.sse);
         res.sse.send("ok");
       });
       const { events } = await collectEvents(app, { path: "/s", count: 1 });
       expect(events[0]?.data).toBe("ok");
+      expect(seen[0]).toBeInstanceOf(SseStream);
+      expect(seen[1]).toBe(seen[0]);
     });
 
     test("a route-level sse() overrides the app-wide options", async () => {
@@ -272,13 +275,14 @@ describe.each(EXPRESS_VERSIONS)("SseStream on %s", (_name, express) => {
     });
 
     test("a serializer that throws reaches the caller; nothing is written and the stream stays usable", async () => {
+      const thrown: unknown[] = [];
       const { app } = appWith(
         (_req, res) => {
           res.sse.send("before");
-          expect(() => res.sse.send({ boom: true })).toThrow(new Error("cannot serialize"));
+          thrown.push(thrownBy(() => res.sse.send({ boom: true })));
           const circular: Record<string, unknown> = {};
           circular["self"] = circular;
-          expect(() => res.sse.send(circular)).toThrow(TypeError);
+          thrown.push(thrownBy(() => res.sse.send(circular)));
           res.sse.send("after");
         },
         {
@@ -290,94 +294,113 @@ describe.each(EXPRESS_VERSIONS)("SseStream on %s", (_name, express) => {
       );
       const { raw } = await collectEvents(app, { path: "/s", count: 2 });
       expect(raw).toBe(OPEN + "data: before\n\ndata: after\n\n");
+      expect(errorShape(thrown[0])).toEqual({ name: "Error", message: "cannot serialize" });
+      expect(thrown[1]).toBeInstanceOf(TypeError);
     });
 
     test("data the serializer turns into undefined is a TypeError naming the cause", async () => {
+      let thrown: unknown;
       const { app } = appWith((_req, res) => {
-        expect(() => res.sse.send(undefined)).toThrow(
-          new TypeError(
-            "The serializer must return a string, got undefined (JSON.stringify returns undefined for undefined and functions)",
-          ),
-        );
+        thrown = thrownBy(() => res.sse.send(undefined));
         res.sse.send("still fine");
       });
       const { raw } = await collectEvents(app, { path: "/s", count: 1 });
       expect(raw).toBe(OPEN + "data: still fine\n\n");
+      expect(errorShape(thrown)).toEqual({
+        name: "TypeError",
+        message:
+          "The serializer must return a string, got undefined (JSON.stringify returns undefined for undefined and functions)",
+      });
     });
 
     test("an event name or id with CR, LF or NUL is a TypeError at the call and is never written", async () => {
+      const thrown: unknown[] = [];
       const { app } = appWith((_req, res) => {
-        expect(() => res.sse.send("x", { event: "a\nb" })).toThrow(
-          new TypeError('The "event" field must not contain CR, LF or NUL characters'),
+        thrown.push(
+          thrownBy(() => res.sse.send("x", { event: "a\nb" })),
+          thrownBy(() => res.sse.send("x", { id: "1\r\ndata: injected" })),
+          thrownBy(() => res.sse.send("x", { id: "a\0b" })),
+          thrownBy(() => res.sse.send("x", { retry: -1 })),
         );
-        expect(() => res.sse.send("x", { id: "1\r\ndata: injected" })).toThrow(
-          new TypeError('The "id" field must not contain CR, LF or NUL characters'),
-        );
-        expect(() => res.sse.send("x", { id: "a\0b" })).toThrow(TypeError);
-        expect(() => res.sse.send("x", { retry: -1 })).toThrow(RangeError);
         res.sse.send("ok", { event: "fine" });
       });
       const { raw, events } = await collectEvents(app, { path: "/s", count: 1 });
       expect(raw).toBe(OPEN + "event: fine\ndata: ok\n\n");
       expect(events).toEqual([{ event: "fine", data: "ok", id: "" }]);
+      expect(thrown.map(errorShape)).toEqual([
+        {
+          name: "TypeError",
+          message: 'The "event" field must not contain CR, LF or NUL characters',
+        },
+        { name: "TypeError", message: 'The "id" field must not contain CR, LF or NUL characters' },
+        { name: "TypeError", message: 'The "id" field must not contain CR, LF or NUL characters' },
+        {
+          name: "RangeError",
+          message: 'The "retry" field must be a non-negative safe integer, got -1',
+        },
+      ]);
     });
 
     test("an id the client could not send back is a TypeError at the call and is never written", async () => {
+      const refused: Array<[string, string]> = [
+        ["a\u0001b", "must not contain control characters other than tab (U+0001 at index 1)"],
+        ["a\u007f", "must not contain control characters other than tab (U+007F at index 1)"],
+        [" 42", "must not begin or end with a space or tab"],
+        ["42\t", "must not begin or end with a space or tab"],
+        ["\uD800", "must not contain a lone surrogate (U+D800 at index 0)"],
+      ];
+      const thrown: unknown[][] = [];
       const { app } = appWith(async (_req, res) => {
-        for (const [id, why] of [
-          ["a\u0001b", "must not contain control characters other than tab (U+0001 at index 1)"],
-          ["a\u007f", "must not contain control characters other than tab (U+007F at index 1)"],
-          [" 42", "must not begin or end with a space or tab"],
-          ["42\t", "must not begin or end with a space or tab"],
-          ["\uD800", "must not contain a lone surrogate (U+D800 at index 0)"],
-        ]) {
-          const message = `The "id" field ${why}`;
-          expect(() => res.sse.send("x", { id })).toThrow(message);
-          expect(() => res.sse.sendFrame(Frame.event("x", { id }))).toThrow(message);
-          await expect(res.sse.pipe(["x"], { id: () => id })).rejects.toThrow(message);
+        for (const [id] of refused) {
+          thrown.push([
+            thrownBy(() => res.sse.send("x", { id })),
+            thrownBy(() => res.sse.sendFrame(Frame.event("x", { id }))),
+            await rejectionOf(res.sse.pipe(["x"], { id: () => id })),
+          ]);
         }
         res.sse.send("ok", { id: "a\tb ☃" });
       });
       const { raw, events } = await collectEvents(app, { path: "/s", count: 1 });
       expect(raw).toBe(OPEN + "id: a\tb ☃\ndata: ok\n\n");
       expect(events).toEqual([{ event: "message", data: "ok", id: "a\tb ☃" }]);
+      // send(), sendFrame() of a Frame and pipe() all refuse each id, with the reason.
+      expect(thrown.map((errors) => errors.map(errorShape))).toEqual(
+        refused.map(([, why]) =>
+          Array(3).fill({ name: "TypeError", message: `The "id" field ${why}` }),
+        ),
+      );
     });
 
     test("data the default serializer cannot handle is a TypeError that names the value and says why", async () => {
+      const circular: Record<string, unknown> = { list: [1] };
+      (circular["list"] as unknown[]).push({ back: circular });
+      const cases: Array<[unknown, string]> = [
+        [
+          { user: { id: 7n } },
+          "Cannot serialize the event data: JSON has no BigInt, and .user.id is 7n (convert it " +
+            "to a string or a number first, or pass a serialize option)",
+        ],
+        [
+          circular,
+          "Cannot serialize the event data: it is circular, .list[1].back refers back to the " +
+            "data itself (send a copy without the cycle, or pass a serialize option)",
+        ],
+        [
+          Symbol("token"),
+          "The serializer must return a string, got undefined (the data is a symbol, " +
+            "Symbol(token), and JSON.stringify returns undefined for symbols: send a string instead)",
+        ],
+      ];
+      const thrown: unknown[] = [];
       const { app } = appWith((_req, res) => {
-        const circular: Record<string, unknown> = { list: [1] };
-        (circular["list"] as unknown[]).push({ back: circular });
-        const cases: Array<[unknown, string]> = [
-          [
-            { user: { id: 7n } },
-            "Cannot serialize the event data: JSON has no BigInt, and .user.id is 7n (convert it " +
-              "to a string or a number first, or pass a serialize option)",
-          ],
-          [
-            circular,
-            "Cannot serialize the event data: it is circular, .list[1].back refers back to the " +
-              "data itself (send a copy without the cycle, or pass a serialize option)",
-          ],
-          [
-            Symbol("token"),
-            "The serializer must return a string, got undefined (the data is a symbol, " +
-              "Symbol(token), and JSON.stringify returns undefined for symbols: send a string instead)",
-          ],
-        ];
-        for (const [data, message] of cases) {
-          let thrown: unknown;
-          try {
-            res.sse.send(data);
-          } catch (error) {
-            thrown = error;
-          }
-          expect(thrown).toBeInstanceOf(TypeError);
-          expect((thrown as TypeError).message).toBe(message);
-        }
+        for (const [data] of cases) thrown.push(thrownBy(() => res.sse.send(data)));
         res.sse.send("still fine");
       });
       const { raw } = await collectEvents(app, { path: "/s", count: 1 });
       expect(raw).toBe(OPEN + "data: still fine\n\n");
+      expect(thrown.map(errorShape)).toEqual(
+        cases.map(([, message]) => ({ name: "TypeError", message })),
+      );
     });
 
     test("data cannot inject fields or events: every line stays data", async () => {
@@ -392,14 +415,17 @@ describe.each(EXPRESS_VERSIONS)("SseStream on %s", (_name, express) => {
 
     test("sendFrame() writes a prebuilt frame, byte for byte", async () => {
       const frame = Frame.event("shared", { event: "news", id: "3" });
+      let thrown: unknown;
       const { app } = appWith((_req, res) => {
         res.sse.sendFrame(frame);
-        expect(() => res.sse.sendFrame("event: x\n\n" as unknown as Frame)).toThrow(
-          new TypeError("sendFrame() takes a Frame, got a string"),
-        );
+        thrown = thrownBy(() => res.sse.sendFrame("event: x\n\n" as unknown as Frame));
       });
       const { raw } = await collectEvents(app, { path: "/s", count: 1 });
       expect(raw).toBe(OPEN + "event: news\nid: 3\ndata: shared\n\n");
+      expect(errorShape(thrown)).toEqual({
+        name: "TypeError",
+        message: "sendFrame() takes a Frame, got a string",
+      });
     });
   });
 
@@ -502,19 +528,29 @@ describe.each(EXPRESS_VERSIONS)("SseStream on %s", (_name, express) => {
   describe("#close(), #signal and #onClose()", () => {
     test("close() ends the response; later writes are no-ops returning false; close is idempotent", async () => {
       const reasons: string[] = [];
+      let after: Record<string, unknown> = {};
       const { app, middleware } = appWith((_req, res) => {
         res.sse.onClose((r) => reasons.push(r.type));
         res.sse.send("one");
         res.sse.close();
         res.sse.close();
-        expect(res.sse.closed).toBe(true);
-        expect(res.sse.send("two")).toBe(false);
-        expect(res.sse.comment("c")).toBe(false);
-        expect(res.sse.signal.aborted).toBe(true);
-        expect(res.sse.signal.reason).toBeInstanceOf(StreamClosedError);
-        expect((res.sse.signal.reason as StreamClosedError).type).toBe("closed");
+        after = {
+          closed: res.sse.closed,
+          send: res.sse.send("two"),
+          comment: res.sse.comment("c"),
+          aborted: res.sse.signal.aborted,
+          reason: res.sse.signal.reason,
+        };
       });
       const result = await collectEvents(app, { path: "/s" });
+      expect(after).toEqual({
+        closed: true,
+        send: false,
+        comment: false,
+        aborted: true,
+        reason: expect.any(StreamClosedError),
+      });
+      expect((after["reason"] as StreamClosedError).type).toBe("closed");
       expect(result.ended).toBe(true);
       expect(result.raw).toBe(OPEN + "data: one\n\n");
       expect(reasons).toEqual(["closed"]);
@@ -560,13 +596,14 @@ describe.each(EXPRESS_VERSIONS)("SseStream on %s", (_name, express) => {
     });
 
     test("a response ended behind the stream's back makes send() return false, not throw", async () => {
+      let after: Record<string, unknown> = {};
       const { app } = appWith((_req, res) => {
         res.sse.send("a");
         res.end();
-        expect(res.sse.send("b")).toBe(false);
-        expect(res.sse.closed).toBe(true);
+        after = { send: res.sse.send("b"), closed: res.sse.closed };
       });
       const { raw, ended } = await collectEvents(app, { path: "/s" });
+      expect(after).toEqual({ send: false, closed: true });
       expect(ended).toBe(true);
       expect(raw).toBe(OPEN + "data: a\n\n");
     });
@@ -610,7 +647,9 @@ describe.each(EXPRESS_VERSIONS)("SseStream on %s", (_name, express) => {
       const es2 = new EventSource(`${url}/s`);
       try {
         await waitFor(() => middleware.streams.size === 2, { what: "two open streams" });
-        const rejected = await collectEvents(url, { path: "/s" });
+        const error = await collectEvents(url, { path: "/s" }).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(NotAnEventStreamError);
+        const rejected = (error as NotAnEventStreamError).result;
         expect(rejected.status).toBe(503);
         expect(rejected.headers["retry-after"]).toBe("3");
         expect(rejected.events).toEqual([]);
@@ -653,7 +692,10 @@ describe("sse().stats()", () => {
     const { url } = await listen(app);
     const held = collectEvents(url, { path: "/s", duration: 350 });
     await waitFor(() => middleware.stats().open === 1, { what: "one open stream" });
-    const refused = await collectEvents(url, { path: "/s" });
+    const refused = await collectEvents(url, { path: "/s" }).then(
+      () => ({ status: 200 }),
+      (error: NotAnEventStreamError) => error.result,
+    );
     expect(refused.status).toBe(503);
     const { raw, comments } = await held;
     const heartbeats = comments.filter((c) => c === "ping").length;

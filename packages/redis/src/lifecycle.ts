@@ -13,8 +13,7 @@ import { createConnections, type Connections } from "./connections";
 import type { ResolvedOptions } from "./options";
 import { isTimeout } from "./replies";
 import { Subscriber, type PubSub, type SubscriberEvents } from "./subscriber";
-
-const noop = (): void => undefined;
+import { noop } from "./util";
 
 /** What the connections tell the rest of the adapter. */
 export interface LinkEvents extends Omit<SubscriberEvents, "onError"> {

@@ -11,13 +11,12 @@ import { publishEntry } from "./commands";
 import { RedisPublishError } from "./errors";
 import { describeFailure } from "./replies";
 import type { StreamState } from "./state";
+import { noop } from "./util";
 
 type Bounds = AdapterChannelOptions["history"];
 
 /** Values of own publishes kept for the live feed, per stream, at most. */
 const MAX_VALUES = 10_000;
-
-const noop = (): void => undefined;
 
 export interface PublishCounters {
   /** Publishes Redis confirmed. */

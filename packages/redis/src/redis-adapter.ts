@@ -35,6 +35,7 @@ import { LiveFeed } from "./live";
 import { resolveOptions, type RedisAdapterOptions, type ResolvedOptions } from "./options";
 import { publish } from "./publisher";
 import { Live, StreamState, type Receiver } from "./state";
+import { reportError } from "./util";
 
 type Bounds = AdapterChannelOptions["history"];
 
@@ -119,6 +120,23 @@ export function createRedisAdapter(options: RedisAdapterOptions): RedisAdapter {
   return new RedisAdapter(options);
 }
 
+/**
+ * Channels on Redis, shared by every process that uses the same Redis, standalone or Cluster
+ * (pass it as a `Channel`'s `adapter`). Each channel is one Redis stream (its history, bounded
+ * by the channel's `history` options) and one sharded pub/sub channel (its live feed); a process
+ * subscribes to a channel's pub/sub only while it has subscribers for it, over one connection
+ * per Redis node, so idle channels cost it nothing. A client that reconnects, to any process,
+ * resumes from the stream; a process whose connection drops reads the gap from the stream when it
+ * is back, so no event is lost (or `event: reset` says plainly that some were).
+ *
+ * Events:
+ * - `error`: a connection or command failed (Redis unreachable, a failover, a script error). The
+ *   adapter reconnects and carries on by itself; without a listener, errors become process
+ *   warnings (`SluiceRedisWarning`) instead of an uncaught exception.
+ *
+ * Create it with `new RedisAdapter(options)` or {@link createRedisAdapter}; `close()` it at
+ * shutdown, after the channels. Options: `RedisAdapterOptions`.
+ */
 export class RedisAdapter extends EventEmitter<{ error: [error: Error] }> implements Adapter {
   /** @internal */
   private readonly _options: ResolvedOptions;
@@ -320,10 +338,6 @@ export class RedisAdapter extends EventEmitter<{ error: [error: Error] }> implem
 
   /** @internal */
   private _report(error: Error): void {
-    // Reported, never swallowed: to 'error' listeners, else as a process warning (an 'error'
-    // event without a listener would crash the process).
-    if (this.listenerCount("error") > 0) this.emit("error", error);
-    // A string, not the Error: emitWarning rejects Errors from another realm (jest, vm).
-    else process.emitWarning(error.message, { type: "SluiceRedisWarning", detail: error.stack });
+    reportError(this, error, "SluiceRedisWarning");
   }
 }

@@ -8,7 +8,7 @@
 import express from "express";
 import { createCluster } from "redis";
 import { Channel, sse } from "@sluice/express-sse";
-import { adapterContract } from "../../express-sse/test/helpers/adapter-contract";
+import { adapterContract } from "@sluice/express-sse/adapter-contract";
 import { resolveHistoryOptions } from "../../express-sse/src/history";
 import { closeAllServers, listen, sleep, waitFor } from "../../express-sse/test/helpers/server";
 import { hashSlot, streamKey } from "../src";
@@ -114,9 +114,16 @@ test("SIGKILL of the channel's primary mid-run: every acknowledged event Redis k
     openStream(`${a.url}/events`),
   ];
   await Promise.all(clients.map((client) => client.opened));
-  await sleep(200); // subscribed
-
   const victim = await cluster.primaryFor(key);
+  // Both processes subscribed to the channel (its sharded pub/sub channel is the stream's key).
+  await waitFor(
+    async () => {
+      const reply = await redisCommand(victim.port, ["PUBSUB", "SHARDNUMSUB", key]);
+      return Array.isArray(reply) && Number(reply[1]) === 2;
+    },
+    { what: "A and B subscribed to the channel", timeout: 10_000, interval: 20 },
+  );
+
   const acked: string[] = [];
   let rejected = 0;
   const RUN_MS = 6000;

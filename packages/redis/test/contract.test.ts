@@ -4,7 +4,7 @@
  */
 import { createClient } from "redis";
 import { createClient as createClient5 } from "redis5";
-import { adapterContract } from "../../express-sse/test/helpers/adapter-contract";
+import { adapterContract } from "@sluice/express-sse/adapter-contract";
 import { adapterPool } from "./helpers/adapters";
 import { startRedisServer, type RedisServer } from "./helpers/redis-server";
 

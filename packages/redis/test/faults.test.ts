@@ -9,6 +9,7 @@ import { closeAllServers, listen, sleep, waitFor } from "../../express-sse/test/
 import { resolveHistoryOptions } from "../../express-sse/src/history";
 import { RedisPublishError, createRedisAdapter, type RedisAdapter } from "../src";
 import { compareEventIds } from "../src/codec";
+import { feedStarted } from "./helpers/adapters";
 import { adminCommand, startRedisServer, type RedisServer } from "./helpers/redis-server";
 import { closeAllStreams, dataOf, openStream, type StreamClient } from "./helpers/sse-client";
 
@@ -108,7 +109,9 @@ test("CLIENT KILL of the pub/sub connections and a Redis restart in the middle o
   const clients: StreamClient[] = [urlA, urlA, urlB, urlB].map((url) => openStream(url));
   await Promise.all(clients.map((client) => client.opened));
   await waitFor(() => onA!.size === 2 && onB!.size === 2, { what: "4 subscribers" });
-  await sleep(50); // both feeds have their start position
+  await waitFor(() => feedStarted(a, name) && feedStarted(b, name), {
+    what: "both feeds to have their start position",
+  });
 
   const figures: Record<string, number> = {};
   const bothReconnected = (count: number) =>
@@ -216,8 +219,9 @@ test("a pub/sub connection that silently stops answering is replaced, and delive
   const channel = new Channel(unique("frozen"), { adapter });
   const client = openStream(await serve(channel));
   await client.opened;
-  await waitFor(() => channel.size === 1, { what: "the subscriber" });
-  await sleep(50);
+  await waitFor(() => channel.size === 1 && feedStarted(adapter, channel.name), {
+    what: "the subscriber, and the feed",
+  });
   for (let i = 0; i < 10; i++) await channel.publish(String(i));
   await waitFor(() => client.events.length === 10, { what: "10 events" });
 

@@ -26,6 +26,7 @@ import {
   toEventId,
   toStreamId,
 } from "../src/codec";
+import { feedStarted } from "./helpers/adapters";
 import { startRedisServer, type RedisServer } from "./helpers/redis-server";
 import { closeAllStreams, dataOf, openStream } from "./helpers/sse-client";
 
@@ -606,10 +607,11 @@ describe("a user's client", () => {
     await client.connect();
     const listeners = ["ready", "error"].map((e) => (client as any).listenerCount(e));
     const adapter = createRedisAdapter({ client });
-    const channel = openOn(adapter, unique("user"));
+    const name = unique("user");
+    const channel = openOn(adapter, name);
     const received = await listening(channel);
     await adapter.ready();
-    await sleep(20);
+    await waitFor(() => feedStarted(adapter, name), { what: "the feed" });
     await channel.publish({ event: undefined, data: "x" });
     await waitFor(() => received.length === 1, { what: "the event" });
     expect(await subscriberCount()).toBe(1);

@@ -12,6 +12,12 @@ export interface Replica {
   server: http.Server;
   adapter: RedisAdapter;
   url: string;
+  /**
+   * What the adapter reported (its `error` events): collected for the tests to assert on, as
+   * an app's own listener would log them. Without a listener they would be process warnings,
+   * printed in the middle of a green test run.
+   */
+  errors: Error[];
 }
 
 /** Starts `count` replicas on the Redis at `redisUrl`; resolves once each adapter is connected. */
@@ -23,12 +29,14 @@ export async function startReplicas(
   const replicas: Replica[] = [];
   for (let i = 0; i < count; i++) {
     const adapter = createRedisAdapter({ url: redisUrl });
+    const errors: Error[] = [];
+    adapter.on("error", (error) => errors.push(error));
     const app = createApp({ adapter, heartbeatMs: 0, ...options });
     const server = app.listen(0, "127.0.0.1");
     await new Promise<void>((resolve) => server.once("listening", () => resolve()));
     await adapter.ready();
     const { port } = server.address() as AddressInfo;
-    replicas.push({ app, server, adapter, url: `http://127.0.0.1:${port}` });
+    replicas.push({ app, server, adapter, url: `http://127.0.0.1:${port}`, errors });
   }
   return replicas;
 }

@@ -92,6 +92,33 @@ export function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => voi
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * What `fn` throws, or `undefined`. For request handlers: an `expect` there would fail inside
+ * Express (a 500 the test might never look at), so a handler records what happened and the test
+ * asserts on it afterwards.
+ */
+export function thrownBy(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (error) {
+    return error;
+  }
+  return undefined;
+}
+
+/** What the promise rejects with, or `undefined` if it resolves. */
+export function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
+  return promise.then(
+    () => undefined,
+    (error: unknown) => error,
+  );
+}
+
+/** `{ name, message }` of an error, to compare errors exactly (class and message) with toEqual. */
+export function errorShape(error: unknown): { name: string; message: string } | unknown {
+  return error instanceof Error ? { name: error.constructor.name, message: error.message } : error;
+}
+
 /** Opens a stream with http.get and resolves with the response as soon as headers arrive. */
 export function getHeaders(
   url: string,

@@ -4,6 +4,7 @@
  * unless a test says so, by emptying `errors` itself).
  */
 import { createRedisAdapter, type RedisAdapter, type RedisAdapterOptions } from "../../src";
+import { streamKey } from "../../src/keys";
 
 export interface AdapterPool {
   /** What the open adapters reported since the last `close()`. */
@@ -31,4 +32,19 @@ export function adapterPool(): AdapterPool {
       expect(errors.splice(0)).toEqual([]);
     },
   };
+}
+
+/**
+ * Whether `adapter`'s live feed for channel `name` runs: its pub/sub subscription confirmed and
+ * its start position read, so that every event published from now on reaches the channel's
+ * listener. Read from the adapter's internal state, for tests that must publish only then
+ * (instead of sleeping and hoping the feed is there).
+ */
+export function feedStarted(adapter: RedisAdapter, name: string): boolean {
+  const internals = adapter as unknown as {
+    _options: { prefix: string };
+    _streams: Map<string, { subscribed: boolean; needsRead: boolean; hasPosition(): boolean }>;
+  };
+  const stream = internals._streams.get(streamKey(internals._options.prefix, name));
+  return stream !== undefined && stream.subscribed && stream.hasPosition() && !stream.needsRead;
 }

@@ -9,7 +9,15 @@ export interface Pingable {
 }
 
 /**
- * The open streams of one `sse()` instance, and the one timer that keeps them alive.
+ * Every registry that holds at least one stream: what `shutdown(server)` walks to find the open
+ * streams of the process (instead of a second, process-wide set of streams: one `Set` entry per
+ * stream saved).
+ */
+export const populatedRegistries = new Set<StreamRegistry<Pingable>>();
+
+/**
+ * The open streams of one `sse()` instance: the set that `maxConnections`, `stats().open`,
+ * `middleware.streams` and `shutdown()` read, and the one heartbeat timer that keeps them alive.
  *
  * Why one timer and not one per stream: an interval per client costs a timer object and a
  * closure per connection and must be cleared on every close path; one interval over a `Set` is
@@ -24,39 +32,33 @@ export interface Pingable {
  * `interval`. Real traffic is never padded with pings. A counter instead of a timestamp keeps the
  * field a small integer: a `Date.now()` value is a boxed number, 16 bytes per stream.
  */
-/**
- * Every Heartbeat that has at least one stream, for `shutdown(server)`: it walks their sets
- * instead of a second, process-wide set of streams (one Set entry per stream saved).
- */
-export const activeHeartbeats = new Set<Heartbeat<Pingable>>();
-
-export class Heartbeat<T extends Pingable = Pingable> {
-  readonly interval: number;
+export class StreamRegistry<T extends Pingable = Pingable> {
+  /** The heartbeat interval in ms; `0`: no heartbeat (the set is kept, no timer ever starts). */
+  readonly heartbeatInterval: number;
   readonly streams = new Set<T>();
   /** @internal */
   private _timer: NodeJS.Timeout | undefined = undefined;
 
-  /** @param interval milliseconds; `0` keeps the set but never starts a timer. */
-  constructor(interval: number) {
-    this.interval = interval;
+  constructor(heartbeatInterval: number) {
+    this.heartbeatInterval = heartbeatInterval;
   }
 
   get size(): number {
     return this.streams.size;
   }
 
-  /** `true` while the timer is scheduled. */
-  get running(): boolean {
+  /** `true` while the heartbeat timer is scheduled (from the first stream to the last). */
+  get heartbeatRunning(): boolean {
     return this._timer !== undefined;
   }
 
   add(stream: T): void {
-    if (this.streams.size === 0) activeHeartbeats.add(this as unknown as Heartbeat<Pingable>);
+    if (this.streams.size === 0) populatedRegistries.add(this as unknown as StreamRegistry);
     this.streams.add(stream);
-    if (this._timer === undefined && this.interval > 0) {
+    if (this._timer === undefined && this.heartbeatInterval > 0) {
       this._timer = setInterval(
         heartbeatOnTick,
-        Math.max(1, Math.floor(this.interval / HEARTBEAT_CHECKS_PER_INTERVAL)),
+        Math.max(1, Math.floor(this.heartbeatInterval / HEARTBEAT_CHECKS_PER_INTERVAL)),
         this,
       );
       this._timer.unref();
@@ -66,14 +68,14 @@ export class Heartbeat<T extends Pingable = Pingable> {
   delete(stream: T): void {
     if (!this.streams.delete(stream)) return;
     if (this.streams.size !== 0) return;
-    activeHeartbeats.delete(this as unknown as Heartbeat<Pingable>);
+    populatedRegistries.delete(this as unknown as StreamRegistry);
     if (this._timer !== undefined) {
       clearInterval(this._timer);
       this._timer = undefined;
     }
   }
 
-  /** Counts a check on every stream and pings those idle for a whole interval. The timer's. */
+  /** The heartbeat: counts a check on every stream and pings those idle for a whole interval. */
   tick(): void {
     // A ping can close a stream (a dead socket past maxBufferedBytes), which deletes it from the
     // set while we iterate; Set iteration is defined for deletion of visited entries.
@@ -83,6 +85,6 @@ export class Heartbeat<T extends Pingable = Pingable> {
   }
 }
 
-function heartbeatOnTick(heartbeat: Heartbeat): void {
-  heartbeat.tick();
+function heartbeatOnTick(registry: StreamRegistry): void {
+  registry.tick();
 }

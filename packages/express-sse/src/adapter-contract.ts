@@ -1,16 +1,42 @@
+/**
+ * `@sluice/express-sse/adapter-contract`: the test suite every {@link Adapter} must pass. The
+ * in-memory adapter runs it, `@sluice/redis` runs it against standalone Redis and Redis Cluster,
+ * and an adapter of your own (another broker, a database) runs it from one test file:
+ *
+ * @example
+ * // my-adapter.test.ts (jest, or vitest with `globals: true`)
+ * import { adapterContract } from "@sluice/express-sse/adapter-contract";
+ * import { MyAdapter } from "../src";
+ *
+ * adapterContract("MyAdapter", () => new MyAdapter({ url: process.env.BROKER_URL }));
+ *
+ * It declares its tests with the test runner's globals (`describe`, `test`, `beforeEach`,
+ * `afterEach`, `expect`), so it must be called at the top level of a test file. It is an entry
+ * of its own, never loaded by the main one.
+ */
 import type {
   Adapter,
   AdapterChannel,
   AdapterEvent,
   AdapterPublish,
   HistoryResult,
-} from "../../src/adapter";
-import { idProblem } from "../../src/frame";
-import { resolveHistoryOptions, type ResolvedHistoryOptions } from "../../src/history";
-import { sleep, waitFor } from "./server";
+} from "./adapter";
+import { idProblem } from "./frame";
+import { resolveHistoryOptions, type ResolvedHistoryOptions } from "./history";
 
 /** How long to keep listening after the last expected event, to catch duplicates and strays. */
 const QUIET_MS = 50;
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Resolves once `predicate` holds; rejects, naming `what`, after 5 s (a lost event). */
+async function waitFor(predicate: () => boolean, { what }: { what: string }): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`adapter contract: timed out waiting for ${what}`);
+    await sleep(5);
+  }
+}
 
 /** Events with every shape the wire allows: no name, a name, empty data, several lines, UTF-8. */
 const SAMPLES: readonly AdapterPublish[] = [
@@ -47,13 +73,18 @@ function futureIdOf(id: string, by = 1000n): string {
 }
 
 /**
- * The contract every {@link Adapter} must pass: the in-memory adapter runs it, and so does any
- * distributed one (`@sluice/redis`). `makeAdapter` is called before each test (and once more for
- * the tests that need a second, fresh adapter); `teardown` runs after each test, once every
- * channel opened by the suite has been closed.
+ * Declares the contract's tests (a `describe` block named `Adapter contract: <name>`): ids that
+ * strictly increase and that a client can send back, delivery of every event once and in order
+ * with its name and data intact, `history()` after any id (`events`, `unknown`, `too-old` once a
+ * bound trims), independent channels, and no delivery after `close()`.
  *
- * Channel names are unique per test, so an adapter backed by shared storage needs no flush
- * between tests.
+ * @param name Names the suite in the test report.
+ * @param makeAdapter Called before each test (and once more by the tests that need a second,
+ *     fresh adapter, as a second process would have).
+ * @param teardown Runs after each test, once every channel the suite opened has been closed.
+ *
+ * Channel names are unique per test and per process, so an adapter backed by shared storage
+ * needs no flush between tests.
  */
 export function adapterContract(
   name: string,

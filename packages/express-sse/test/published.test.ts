@@ -1,0 +1,4 @@
+import path from "node:path";
+import { describePublished } from "../../../test-support/published";
+
+describePublished(path.resolve(__dirname, ".."));
