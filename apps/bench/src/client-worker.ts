@@ -25,7 +25,7 @@ interface Connection {
   socket: net.Socket;
   reader: SseReader;
   closed: boolean;
-  /** `reader.frames` and `reader.bytes` at the last reset. */
+  /** `reader.events` (frames that are not comments) and `reader.bytes` at the last reset. */
   base: number;
   bytesBase: number;
   done: boolean;
@@ -95,13 +95,13 @@ function open(
       if (reader.error !== undefined) return fail(reader.error);
       if (reader.headersDone && reader.frames >= preludeFrames) {
         settled = true;
-        c.base = reader.frames;
+        c.base = reader.events;
         c.bytesBase = reader.bytes;
         onReady(c);
       }
       return;
     }
-    if (frames > 0 && !c.done && reader.frames - c.base >= target) {
+    if (frames > 0 && !c.done && reader.events - c.base >= target) {
       c.done = true;
       if (--remaining === 0) allDone();
     }
@@ -176,7 +176,7 @@ function reset({ target: perClient, latency }: { target: number; latency: boolea
   target = perClient;
   remaining = 0;
   for (const c of connections) {
-    c.base = c.reader.frames;
+    c.base = c.reader.events;
     c.bytesBase = c.reader.bytes;
     c.reader.resetSeq();
     c.done = perClient === 0;
@@ -230,7 +230,7 @@ function wait(args: {
 
 function received(): number {
   let total = 0;
-  for (const c of connections) total += c.reader.frames - c.base;
+  for (const c of connections) total += c.reader.events - c.base;
   return total;
 }
 
@@ -242,7 +242,7 @@ function summarize(reason: string | undefined): DeliveryReport {
   let bytes = 0;
   let seqErrors = 0;
   for (const c of connections) {
-    const got = c.reader.frames - c.base;
+    const got = c.reader.events - c.base;
     total += got;
     if (got < target) short++;
     if (got > target) over++;

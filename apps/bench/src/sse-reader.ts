@@ -1,11 +1,13 @@
 /**
  * Reads one HTTP/1.1 event-stream response off a raw socket as cheaply as possible: checks the
  * status line, undoes chunked transfer encoding, and counts frame ends ("\n\n"), including those
- * split across TCP reads or HTTP chunks. It does not parse events, except on sampled connections,
+ * split across TCP reads or HTTP chunks, and among them the comments (frames whose first byte is
+ * ":", such as heartbeats), so that `events` counts what a client dispatches. It does not parse events, except on sampled connections,
  * where each frame's `"t":` (publish time) and `"seq":` are read for latency and ordering.
  */
 
 const LF = 0x0a;
+const COLON = 0x3a;
 const CR = 0x0d;
 const FRAME_END = Buffer.from("\n\n");
 const HEAD_END = "\r\n\r\n";
@@ -32,6 +34,8 @@ export class SseReader {
   status = 0;
   /** Frames (events, comments, `retry:` fields) completed so far. */
   frames = 0;
+  /** Those of them that are comments (`:` first): heartbeats, openers. */
+  comments = 0;
   /** Body bytes after chunk decoding. */
   bytes = 0;
   /** Set when the response is malformed or not 200; the connection is then useless. */
@@ -44,6 +48,10 @@ export class SseReader {
   private _size = 0;
   /** The last body byte seen was a LF that is not the second half of a counted frame end. */
   private _lf = false;
+  /** The next body byte starts a frame. */
+  private _frameStart = true;
+  /** The current frame started with ":". */
+  private _comment = false;
   /** Undecoded text of the current frame, on sampled connections only. */
   private _text: string | undefined;
   private _lastSeq = -1;
@@ -54,6 +62,11 @@ export class SseReader {
 
   get headersDone(): boolean {
     return this._state !== State.Head;
+  }
+
+  /** Frames that are not comments: events and `retry:` fields, what delivery is counted in. */
+  get events(): number {
+    return this.frames - this.comments;
   }
 
   /** Feeds one read; returns the number of frames it completed. */
@@ -141,19 +154,30 @@ export class SseReader {
     let i = start;
     let after = -1; // index just past the last frame end counted in this slice
     if (this._lf && buf[i] === LF) {
-      this.frames++;
+      this._frameEnd();
       i++;
       after = i;
     }
     for (;;) {
+      if (this._frameStart && i < end) {
+        this._comment = buf[i] === COLON;
+        this._frameStart = false;
+      }
       const at = buf.indexOf(FRAME_END, i);
       if (at === -1 || at + 2 > end) break;
-      this.frames++;
+      this._frameEnd();
       i = at + 2;
       after = i;
     }
     this._lf = buf[end - 1] === LF && after !== end;
     if (this._text !== undefined) this._sample(buf.toString("latin1", start, end));
+  }
+
+  private _frameEnd(): void {
+    this.frames++;
+    if (this._comment) this.comments++;
+    this._frameStart = true;
+    this._comment = false;
   }
 
   private _sample(text: string): void {
