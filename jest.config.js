@@ -15,4 +15,7 @@ const projects = ["packages", "apps"].flatMap((dir) =>
 module.exports = {
   projects,
   reporters: ["default", "<rootDir>/scripts/jest-summary-reporter.js"],
+  // A global option: the projects' own `testTimeout` applies only when a project runs alone
+  // (cd packages/x && jest); in this run of them all, jest's 5 s default would apply instead.
+  testTimeout: 30_000,
 };

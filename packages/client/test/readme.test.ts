@@ -25,20 +25,24 @@ test("the README has its two examples, each with its output", () => {
   expect([...outputs.keys()]).toEqual([...examples.keys()]);
 });
 
-test.each([...examples.keys()])("%s runs and prints what the README shows", async (name) => {
-  for (const dist of ["dist/index.mjs", "../express-sse/dist/index.mjs"]) {
-    if (!fs.existsSync(path.join(root, dist))) {
-      throw new Error(`${dist} is missing: run \`pnpm build\` first (pnpm test does)`);
+test.each([...examples.keys()])(
+  "%s runs and prints what the README shows",
+  async (name) => {
+    for (const dist of ["dist/index.mjs", "../express-sse/dist/index.mjs"]) {
+      if (!fs.existsSync(path.join(root, dist))) {
+        throw new Error(`${dist} is missing: run \`pnpm build\` first (pnpm test does)`);
+      }
     }
-  }
-  // Inside the package, so that `@sluice/client` (itself), express and @sluice/express-sse resolve.
-  const dir = fs.mkdtempSync(path.join(root, ".readme-"));
-  try {
-    const file = path.join(dir, name);
-    fs.writeFileSync(file, examples.get(name)!);
-    const { stdout } = await run(process.execPath, [file], { cwd: dir, timeout: 20_000 });
-    expect(stdout).toBe(outputs.get(name));
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-});
+    // Inside the package, so that `@sluice/client` (itself), express and @sluice/express-sse resolve.
+    const dir = fs.mkdtempSync(path.join(root, ".readme-"));
+    try {
+      const file = path.join(dir, name);
+      fs.writeFileSync(file, examples.get(name)!);
+      const { stdout } = await run(process.execPath, [file], { cwd: dir, timeout: 20_000 });
+      expect(stdout).toBe(outputs.get(name));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  },
+  30_000,
+);
