@@ -5,6 +5,7 @@
  * are internals (a `_` prefix). The package's `dist/` must be built (`pnpm test` builds first).
  */
 import { execFileSync, spawnSync } from "node:child_process";
+import { stripVTControlCharacters } from "node:util";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -60,6 +61,13 @@ function listFiles(dir: string, prefix = ""): string[] {
     );
 }
 
+/** The environment for the linters: no colours, whatever the caller's terminal or CI asks for. */
+const PLAIN: NodeJS.ProcessEnv = (() => {
+  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: "1" };
+  delete env["FORCE_COLOR"];
+  return env;
+})();
+
 /**
  * publint on the tarball, warnings as errors. Returns its messages (errors, warnings and
  * suggestions: the lines after its "Linting..." header), `""` when it has none ("All good!");
@@ -68,9 +76,12 @@ function listFiles(dir: string, prefix = ""): string[] {
 export function publint(tarball: string): string {
   const result = spawnSync(path.join(BIN, "publint"), ["run", tarball, "--strict"], {
     encoding: "utf8",
+    env: PLAIN,
   });
   if (result.error) throw result.error;
-  const output = `${result.stdout}${result.stderr}`;
+  // Colours are off by the environment, and stripped anyway: a CI that forces them (FORCE_COLOR,
+  // a terminal) once turned "All good!" into an escape-wrapped string that failed the test.
+  const output = stripVTControlCharacters(`${result.stdout}${result.stderr}`);
   const lines = output.split("\n");
   const start = lines.findIndex((line) => line.startsWith("Linting..."));
   if (start === -1) throw new Error(`publint did not lint ${tarball}:\n${output}`);
@@ -95,6 +106,7 @@ export interface TypesProblem {
 export function typesProblems(tarball: string): TypesProblem[] {
   const result = spawnSync(path.join(BIN, "attw"), [tarball, "--format", "json"], {
     encoding: "utf8",
+    env: PLAIN,
     maxBuffer: 64 * 1024 * 1024,
   });
   if (result.error) throw result.error;
