@@ -5,6 +5,8 @@
  *   node --import tsx src/profile.ts [--clients 10000] [--events 200] [--rounds 3]
  *        [--variants raw-socket,sluice] [--cpu-prof DIR]
  *
+ * PERF_DIR=dir records each server with `perf` during the measured fan-out (see startPerf).
+ *
  * This process is the load: it opens the connections on raw sockets and discards what it reads.
  * Each server runs in a child process (this file with `serve <variant>`).
  */
@@ -29,6 +31,7 @@ async function serve(name: ServerVariantName): Promise<void> {
       process.send!({ type: "clients", n: variant.clients() });
     } else if (msg.cmd === "fanout") {
       const profile = msg.events! >= 100 ? await startProfile() : undefined;
+      const perf = msg.events! >= 100 ? await startPerf(name) : undefined;
       const start = process.cpuUsage();
       const t0 = performance.now();
       for (let i = 0; i < msg.events!; i++) {
@@ -37,6 +40,7 @@ async function serve(name: ServerVariantName): Promise<void> {
       }
       const used = process.cpuUsage(start);
       await profile?.(name);
+      await perf?.();
       process.send!({
         type: "done",
         cpuMs: (used.user + used.system) / 1000,
@@ -69,6 +73,30 @@ async function startProfile(): Promise<((name: string) => Promise<void>) | undef
   };
 }
 
+/**
+ * With PERF_DIR set: `perf record` of this process during the measured fan-out, native frames and
+ * the kernel's included (the children run with --perf-basic-prof-only-functions, so JIT frames
+ * are named). Read with `perf report -i DIR/<variant>.data --no-children --sort sym`.
+ */
+async function startPerf(name: string): Promise<(() => Promise<void>) | undefined> {
+  const dir = process.env["PERF_DIR"];
+  if (dir === undefined) return undefined;
+  const { spawn } = await import("node:child_process");
+  const { mkdirSync } = await import("node:fs");
+  mkdirSync(dir, { recursive: true });
+  const perf = spawn(
+    "perf",
+    ["record", "-F", "1999", "-g", "-p", String(process.pid), "-o", `${dir}/${name}.data`],
+    { stdio: "ignore" },
+  );
+  await new Promise((r) => setTimeout(r, 500)); // perf attaches
+  return () =>
+    new Promise((resolve) => {
+      perf.once("exit", () => resolve());
+      perf.kill("SIGINT");
+    });
+}
+
 function next<T extends Message["type"]>(child: ChildProcess, type: T) {
   return new Promise<Extract<Message, { type: T }>>((resolve) => {
     const on = (msg: Message) => {
@@ -91,7 +119,7 @@ async function cell(
     "--import",
     "tsx",
     "--expose-gc",
-    ...(process.env["PERF"] ? ["--perf-basic-prof-only-functions"] : []),
+    ...(process.env["PERF"] || process.env["PERF_DIR"] ? ["--perf-basic-prof-only-functions"] : []),
   ];
   const env = cpuProf === undefined ? process.env : { ...process.env, PROFILE_DIR: cpuProf };
   const child = fork(__filename, ["serve", name], { execArgv, env });

@@ -365,6 +365,7 @@ export class Channel<Events extends EventMap = EventMap>
     if (events.length === 0) return;
     this._batch = [];
     let shared: Frame | undefined;
+    let written = 0; // subscribers that took `shared` (its bytes are counted once, below)
     for (const [stream, sub] of this._subs) {
       if (sub !== null) {
         if (sub.pending !== undefined) {
@@ -377,8 +378,9 @@ export class Channel<Events extends EventMap = EventMap>
         }
       }
       shared ??= Frame.concat(events.map((e) => this._frameOf(e)));
-      this._count(stream, shared, events.length);
+      if (stream._writeEvent(shared, events.length) || !stream.closed) written++;
     }
+    if (written > 0) this._stats.bytes += written * shared!.byteLength;
   }
 
   /**

@@ -134,6 +134,52 @@ describe("the direct socket path", () => {
       expect(events.map((e) => e.data)).toEqual(Array.from({ length: 100 }, (_, i) => String(i)));
     }
   });
+  test("a channel's broadcasts, bursts and replays reach a plain client and one behind compression() alike, and both count in stats()", async () => {
+    const channel = new Channel("both-paths");
+    const plain = app();
+    const middleware = sse({ heartbeat: 0 });
+    const wrapped = express().use(compression()).use(middleware);
+    const paths: boolean[] = [];
+    const handler = (_req: express.Request, res: express.Response) => {
+      void channel.subscribe(res).then(() => paths.push(socketOf(res.sse) !== undefined));
+    };
+    plain.get("/c", handler);
+    wrapped.get("/c", handler);
+    const gzip = { "Accept-Encoding": "gzip" };
+    const [a, b] = await Promise.all([listen(plain), listen(wrapped)]);
+    const direct = collectEvents(a.url, { path: "/c", count: 6 });
+    const viaWrite = collectEvents(b.url, { path: "/c", count: 6, headers: gzip });
+    await waitFor(() => paths.length === 2, { what: "two subscribers" });
+    void channel.publish("one");
+    void channel.publish({ two: 2 }, { event: "e" }); // a burst: one batch for both paths
+    await channel.publish("three");
+    for (const data of ["four", "five", "six"]) await channel.publish(data);
+    const [got, gotWrapped] = await Promise.all([direct, viaWrite]);
+    expect(paths.sort()).toEqual([false, true]); // one on each path
+    const shape = (r: typeof got) => r.events.map((e) => [e.event, e.id, e.data]);
+    expect(shape(gotWrapped)).toEqual(shape(got));
+    expect(got.events.map((e) => e.data)).toEqual([
+      "one",
+      '{"two":2}',
+      "three",
+      "four",
+      "five",
+      "six",
+    ]);
+    // Resuming behind compression() replays from history on the same path.
+    const resumed = await collectEvents(b.url, {
+      path: "/c",
+      count: 3,
+      headers: { ...gzip, "Last-Event-ID": got.events[2]!.id! },
+    });
+    expect(resumed.events.map((e) => e.data)).toEqual(["four", "five", "six"]);
+    // The compressed streams' events were counted by their own middleware, every one of them.
+    expect(middleware.stats().events).toBe(9);
+    // The channel counts what it wrote: each stream's body but its opening comment (":\n\n").
+    const body = (r: typeof got) => Buffer.byteLength(r.raw) - 3;
+    expect(channel.stats().bytes).toBe(2 * body(got) + body(resumed));
+    await channel.close();
+  });
 });
 
 describe("drain() on the res.write() path", () => {
