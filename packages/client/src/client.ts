@@ -236,7 +236,10 @@ export class SseClient<Events extends EventMap = EventMap> extends EventTarget {
         this._fail(error(`Request failed: ${cause}`, "network", false, undefined, cause));
       return;
     }
-    if (signal.aborted) return;
+    if (signal.aborted) {
+      void response.body?.cancel().catch(noop); // aborted as it arrived: release the connection
+      return;
+    }
     const { status } = response;
     if (status === 204) return this._stop();
     if (response.ok) {
@@ -292,8 +295,15 @@ export class SseClient<Events extends EventMap = EventMap> extends EventTarget {
       },
     });
     const decoder = new TextDecoder();
+    // The abort cancels the body itself, not only through fetch's signal: Node's fetch follows
+    // a Request's signal through a weak reference, and once that Request was garbage collected
+    // (it is not needed after the response arrives) an abort no longer reached the connection.
+    // close() then left the socket open and this read pending forever (seen under load: the
+    // server kept the subscriber, the process never exited).
+    const reader = response.body!.getReader();
+    const cancel = (): void => void reader.cancel(signal.reason).catch(noop);
+    signal.addEventListener("abort", cancel);
     try {
-      const reader = response.body!.getReader();
       for (;;) {
         const { done, value } = await reader.read();
         if (done) break;
@@ -303,6 +313,8 @@ export class SseClient<Events extends EventMap = EventMap> extends EventTarget {
       if (!signal.aborted)
         this._fail(error(`Stream broke: ${cause}`, "network", false, undefined, cause));
       return;
+    } finally {
+      signal.removeEventListener("abort", cancel);
     }
     if (signal.aborted) return;
     // A clean end. An event cut short by it is dropped, as the spec says.

@@ -38,8 +38,16 @@ test.each([...examples.keys()])(
     try {
       const file = path.join(dir, name);
       fs.writeFileSync(file, examples.get(name)!);
-      const { stdout } = await run(process.execPath, [file], { cwd: dir, timeout: 20_000 });
-      expect(stdout).toBe(outputs.get(name));
+      const result = await run(process.execPath, [file], { cwd: dir, timeout: 20_000 }).catch(
+        (err: Error & { stdout?: string; stderr?: string; signal?: string | null }) => {
+          // Say how far it got: a hang (killed at the timeout) and a crash read differently.
+          const how = err.signal ? `killed by ${err.signal} (timeout 20 s)` : "failed";
+          throw new Error(
+            `${name} ${how}\n--- stdout ---\n${err.stdout ?? ""}--- stderr ---\n${err.stderr ?? ""}`,
+          );
+        },
+      );
+      expect(result.stdout).toBe(outputs.get(name));
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

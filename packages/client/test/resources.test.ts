@@ -50,6 +50,13 @@ async function expectBackTo(before: string, id: string): Promise<void> {
   );
 }
 
+/** A full garbage collection: jest runs under `node --expose-gc` (pnpm test does). */
+function forceGc(): void {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc === undefined) throw new Error("run jest with node --expose-gc (pnpm test does)");
+  gc();
+}
+
 type Stopper = "close" | "abort";
 
 describe.each<Stopper>(["close", "abort"])("after %s()", (how) => {
@@ -76,10 +83,42 @@ describe.each<Stopper>(["close", "abort"])("after %s()", (how) => {
     await expectBackTo(before, id);
   });
 
+  test("an open stream after garbage collections: its socket is still released", async () => {
+    // Node's fetch follows the request's signal through a weak reference: once the Request was
+    // collected, an abort alone no longer reached the connection, and close() left the socket
+    // open (the server kept its subscriber; the process never exited). Seen under load, where
+    // collections come sooner; forced here.
+    const before = await baseline();
+    const { client, stop, id } = start("ticks");
+    let events = 0;
+    client.on("message", () => events++);
+    await waitFor(() => events >= 2, "events");
+    for (let i = 0; i < 3; i++) {
+      forceGc();
+      await new Promise((r) => setImmediate(r));
+    }
+    stop();
+    await expectBackTo(before, id);
+    expect(events).toBeGreaterThanOrEqual(2);
+  });
+
   test("a request whose headers never came: aborted, socket gone", async () => {
     const before = await baseline();
     const { client, stop, id } = start("hang");
     await waitFor(() => server.openCount(id) === 1, "the request to arrive");
+    stop();
+    expect(client.readyState).toBe(2);
+    await expectBackTo(before, id);
+  });
+
+  test("a request whose headers never came, after garbage collections: aborted, socket gone", async () => {
+    const before = await baseline();
+    const { client, stop, id } = start("hang");
+    await waitFor(() => server.openCount(id) === 1, "the request to arrive");
+    for (let i = 0; i < 3; i++) {
+      forceGc();
+      await new Promise((r) => setImmediate(r));
+    }
     stop();
     expect(client.readyState).toBe(2);
     await expectBackTo(before, id);

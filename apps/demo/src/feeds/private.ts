@@ -128,19 +128,28 @@ export function mountPrivate(
   };
 }
 
+/** Where a request's stream token came from, or why it has none that can be checked. */
+export type StreamTokenSource =
+  /** The `Authorization: Bearer` header's token, or the `token` query parameter (any shape). */
+  | { kind: "token"; token: unknown }
+  /** Both a header and a query token: RFC 6750 (section 2) allows one method per request. */
+  | { kind: "both" }
+  /** An `Authorization` header of another scheme, or `Bearer` without a token. */
+  | { kind: "malformed" };
+
 /**
  * The token of a request, as RFC 6750 sends it: the `Authorization: Bearer` header (scheme case
- * insensitive) or the `token` query parameter. `null`: both were sent, which RFC 6750 (section 2)
- * forbids; refusing it keeps one request from carrying two identities. An `Authorization` header
- * of another scheme, or a bearer header without a token, is a malformed token, not a missing one.
+ * insensitive) or the `token` query parameter. Both at once is refused (it would let one request
+ * carry two identities); a header of another scheme, or a bearer header without a token, is a
+ * malformed token, not a missing one.
  */
-export function streamTokenOf(req: Request): unknown {
+export function streamTokenOf(req: Request): StreamTokenSource {
   const header = req.headers.authorization;
-  const query = req.query["token"];
-  if (header === undefined) return query;
-  if (query !== undefined) return null;
+  const query: unknown = req.query["token"];
+  if (header === undefined) return { kind: "token", token: query };
+  if (query !== undefined) return { kind: "both" };
   const match = /^Bearer +(\S+) *$/i.exec(header);
-  return match ? match[1] : "malformed"; // no dot: verifyToken finds it malformed
+  return match ? { kind: "token", token: match[1] } : { kind: "malformed" };
 }
 
 /**
@@ -153,8 +162,8 @@ export function streamTokenOf(req: Request): unknown {
  */
 function requireStreamToken(secret: string) {
   return (req: Request, res: Response, next: NextFunction): void => {
-    const token = streamTokenOf(req);
-    if (token === null) {
+    const source = streamTokenOf(req);
+    if (source.kind === "both") {
       res
         .status(400)
         .set({
@@ -164,7 +173,10 @@ function requireStreamToken(secret: string) {
         .json({ error: STREAM_ERRORS.twice });
       return;
     }
-    const checked = verifyToken(secret, token, "stream");
+    const checked =
+      source.kind === "token"
+        ? verifyToken(secret, source.token, "stream")
+        : ({ ok: false, reason: "malformed" } as const);
     if (checked.ok) {
       res.locals["user"] = checked.claims.sub;
       next();
