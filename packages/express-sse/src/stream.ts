@@ -341,77 +341,57 @@ export class SseStream {
   /**
    * @internal Already-framed events (channel fan-out and replay); `count` events in `frame`.
    *
-   * The fan-out calls this once per subscriber per batch, so the common case (an open stream on
-   * the direct path, the socket taking the chunk) is kept to one `socket.write()` and a few
-   * stores, and everything else is in other methods: V8 inlines this whole path, and Node's
-   * `Writable.write` with it, into the channel's loop. Measured at 10,000 clients, the loop's own
+   * The fan-out calls this once per subscriber per batch. On the direct path it comes down to
+   * `_writeDirect`, small enough that V8 inlines it, and Node's `Writable.write` with it, here
+   * (checked with `perf`: apps/bench/README.md). Measured at 10,000 clients, the fan-out's own
    * JavaScript went from about 1.5 times `raw-socket`'s `for (const s of sockets) s.write(chunk)`
-   * to within a few percent of it.
+   * to within a few percent of it once the checks before the write were gone and the
+   * `res.write()` path had moved out of the way (`_writeResponse`).
    */
   _writeEvent(frame: Frame, count = 1): boolean {
-    const socket = this._socket;
-    if (socket === undefined || this._state !== OPEN) return this._writeEventSlow(frame, count);
-    if (!socket.write(frame.chunk)) return this._writeRefused(socket, frame, count);
-    const stats = this._ctx.stats;
-    stats.events += count;
-    stats.bytes += frame.byteLength;
-    this._idle = 0;
-    return true;
-  }
-
-  /** @internal `_writeEvent` off the direct path, or on a stream not open yet. */
-  private _writeEventSlow(frame: Frame, count: number): boolean {
     if (this._state !== OPEN && !this._ready()) return false;
     this._ctx.stats.events += count;
-    return this._write(frame);
+    const socket = this._socket;
+    return socket !== undefined
+      ? this._writeDirect(socket, frame.chunk, frame.byteLength)
+      : this._writeResponse(frame);
   }
 
-  /**
-   * @internal The direct path's socket answered `false`: the client is behind (the chunk is queued
-   * in the socket, and counted) or the socket is gone (nothing was written: the stream is lost).
-   */
-  private _writeRefused(socket: Socket, frame: Frame, count: number): false {
-    if (socket.destroyed) return this._lost();
-    const stats = this._ctx.stats;
-    stats.events += count;
-    stats.bytes += frame.byteLength;
-    this._idle = 0;
-    if (socket.writableLength > this._ctx.options.maxBufferedBytes) return this._overflow();
-    return false;
-  }
-
-  /** @internal Writes already-framed bytes; the one write path. */
+  /** @internal Writes already-framed bytes: a single write (event, comment, retry, ping). */
   _write(frame: string | Frame): boolean {
     if (this._state !== OPEN && !this._ready()) return false;
     const socket = this._socket;
-    if (socket !== undefined) {
-      // The direct path: one write of a ready-made chunk, instead of res.write()'s four writes,
-      // cork and nextTick per call. For a Frame the chunk is built once and shared by every
-      // client of a broadcast.
-      // No read of `res` here: the fan-out calls this for every subscriber, and under Express
-      // each response has a hidden class of its own (its prototype is swapped per request), so
-      // every property load on one is a V8 runtime lookup (~12% of a 10,000-client broadcast).
-      // The app's own `res.end()` is seen by resOnPrefinish instead, within that call.
-      // Nor a `socket.destroyed` check before the write: that getter reads the socket's readable
-      // state too, one more object per client per event. A write to a destroyed socket is
-      // harmless (Node refuses it without an 'error' event) and answers false, so the check
-      // moves to the `!ok` branch, which a live client rarely takes.
-      let ok: boolean;
-      let size: number;
-      if (typeof frame === "string") {
-        size = Buffer.byteLength(frame);
-        ok = socket.write(textChunkOf(frame, size));
-      } else {
-        size = frame.byteLength;
-        ok = socket.write(frame.chunk);
-      }
-      if (!ok && socket.destroyed) return this._lost();
-      this._ctx.stats.bytes += size;
-      this._idle = 0;
-      if (!ok && socket.writableLength > this._ctx.options.maxBufferedBytes)
-        return this._overflow();
-      return ok;
-    }
+    if (socket === undefined) return this._writeResponse(frame);
+    if (typeof frame !== "string") return this._writeDirect(socket, frame.chunk, frame.byteLength);
+    const size = Buffer.byteLength(frame);
+    return this._writeDirect(socket, textChunkOf(frame, size), size);
+  }
+
+  /**
+   * @internal
+   * The direct path: one write of a ready-made chunk (`size` bytes of frames), instead of
+   * res.write()'s four writes, cork and nextTick per call. A Frame's chunk is built once and
+   * shared by every client of a broadcast.
+   *
+   * No read of `res` here: under Express each response has a hidden class of its own (its
+   * prototype is swapped per request), so every property load on one is a V8 runtime lookup
+   * (~12% of a 10,000-client broadcast). The app's own `res.end()` is seen by resOnPrefinish
+   * instead, within that call. Nor a `socket.destroyed` check before the write: that getter reads
+   * the socket's readable state too, one more object per client per event. A write to a
+   * destroyed socket is harmless (Node refuses it without an 'error' event) and answers false, so
+   * the check is on the `!ok` branch, which a live client rarely takes.
+   */
+  private _writeDirect(socket: Socket, chunk: Buffer | string, size: number): boolean {
+    const ok = socket.write(chunk);
+    if (!ok && socket.destroyed) return this._lost();
+    this._ctx.stats.bytes += size;
+    this._idle = 0;
+    if (!ok && socket.writableLength > this._ctx.options.maxBufferedBytes) return this._overflow();
+    return ok;
+  }
+
+  /** @internal The `res.write()` path: compression and other wrappers, HTTP/2, HTTP/1.0. */
+  private _writeResponse(frame: string | Frame): boolean {
     const res = this._res;
     if (res.writableEnded || res.destroyed) return this._lost();
     const ok = res.write(typeof frame === "string" ? frame : frame.bytes);
