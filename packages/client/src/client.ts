@@ -1,6 +1,8 @@
 import { createParser, type EventSourceMessage } from "eventsource-parser";
 import { SseError, type SseErrorCode } from "./error";
+import { iterate, type Inbox } from "./iterate";
 import { resolveOptions, type Resolved } from "./options";
+import { MAX_DELAY, backoff, retryAfter } from "./retry";
 import type {
   EventMap,
   EventName,
@@ -15,14 +17,10 @@ import type {
 const CONNECTING = 0;
 const OPEN = 1;
 const CLOSED = 2;
-/** setTimeout fires at once for anything longer (a 32-bit overflow): never a hot loop. */
-const MAX_DELAY = 2 ** 31 - 1;
 
 type State = typeof CONNECTING | typeof OPEN | typeof CLOSED;
 type Listener = Parameters<EventTarget["addEventListener"]>[1];
 type ListenerOptions = Parameters<EventTarget["addEventListener"]>[2];
-/** An iterator's inbox: an event, or (with none) the end, with the fatal error if there was one. */
-type Inbox = (event?: Event, error?: SseError) => void;
 
 const lazy = <T>(value: Lazy<T>): T | Promise<T> =>
   typeof value === "function" ? (value as () => T | Promise<T>)() : value;
@@ -36,13 +34,6 @@ const error = (
   status?: number,
   cause?: unknown,
 ): SseError => new SseError(message, code, fatal, status, cause);
-
-/** `Retry-After` (seconds or an HTTP date) in ms, up to a quarter later; 0 if absent or invalid. */
-function retryAfter(response: Response): number {
-  const value = response.headers.get("retry-after") ?? "";
-  const ms = /^\d+$/.test(value) ? +value * 1000 : Date.parse(value) - Date.now();
-  return ms > 0 ? ms * (1 + Math.random() / 4) : 0; // NaN (absent, unparsable) is not > 0
-}
 
 /**
  * A Server-Sent Events client on `fetch`, for browsers and Node 20+. It connects at once (in a
@@ -158,34 +149,7 @@ export class SseClient<Events extends EventMap = EventMap> extends EventTarget {
    * loop early (`break`, `return`, a throw) closes the client.
    */
   [Symbol.asyncIterator](): AsyncIterableIterator<SseMessageOf<Events>> {
-    const queue: Event[] = [];
-    let ended = this._state === CLOSED;
-    let failure: SseError | undefined;
-    let wake = noop;
-    const inbox: Inbox = (event, error) => {
-      if (event) queue.push(event);
-      else ((ended = true), (failure = error));
-      wake();
-    };
-    if (!ended) this._inboxes.add(inbox);
-    const iterator: AsyncIterableIterator<SseMessageOf<Events>> = {
-      next: async () => {
-        while (queue.length === 0 && !ended) await new Promise<void>((r) => (wake = r));
-        if (queue.length > 0) return { done: false, value: queue.shift() as SseMessageOf<Events> };
-        this._inboxes.delete(inbox);
-        if (failure) throw failure;
-        return { done: true, value: undefined };
-      },
-      return: async () => {
-        this._inboxes.delete(inbox);
-        queue.length = 0;
-        ended = true;
-        this.close();
-        return { done: true, value: undefined };
-      },
-      [Symbol.asyncIterator]: () => iterator,
-    };
-    return iterator;
+    return iterate(this._state === CLOSED, this._inboxes, () => this.close());
   }
 
   /** @internal */
@@ -199,7 +163,7 @@ export class SseClient<Events extends EventMap = EventMap> extends EventTarget {
     }
     const ctl = (this._ctl = new AbortController());
     void this._attempt(ctl).finally(() => {
-      ctl.abort(); // the attempt is over: release whatever of the response is left
+      ctl.abort(); // the attempt is over: late callbacks of its parser see an aborted signal
       if (this._ctl === ctl) this._ctl = undefined;
     });
   }
@@ -236,10 +200,19 @@ export class SseClient<Events extends EventMap = EventMap> extends EventTarget {
         this._fail(error(`Request failed: ${cause}`, "network", false, undefined, cause));
       return;
     }
-    if (signal.aborted) {
-      void response.body?.cancel().catch(noop); // aborted as it arrived: release the connection
-      return;
+    try {
+      await this._answer(response, signal);
+    } finally {
+      // The attempt is over: what is left of the response is released through its body, not only
+      // through fetch's signal (see _read). A body that was read is locked, and has ended.
+      if (response.body?.locked === false) void response.body.cancel().catch(noop);
     }
+  }
+
+  /** @internal What the response says: a stream to read, a stop, or a retry. */
+  private async _answer(response: Response, signal: AbortSignal): Promise<void> {
+    if (signal.aborted) return;
+    const o = this._o;
     const { status } = response;
     if (status === 204) return this._stop();
     if (response.ok) {
@@ -347,22 +320,12 @@ export class SseClient<Events extends EventMap = EventMap> extends EventTarget {
 
   /**
    * @internal
-   * Plans the next attempt: after `delay` if given, else after the backoff or `atLeast` (a
-   * `Retry-After`), whichever is longer, so that `Retry-After: 0` cannot make a tight loop.
-   * Backoff: the base delay after the first failure in a row, then doubling (from at least
-   * 100 ms) up to `maxRetryDelay`, each scaled by a random 0.75-1 so that clients dropped
-   * together do not all come back together.
+   * Plans the next attempt: after `delay` if given, else after the backoff (retry.ts) or
+   * `atLeast` (a `Retry-After`), whichever is longer, so that `Retry-After: 0` cannot make a
+   * tight loop.
    */
   private _schedule(delay?: number, atLeast = 0): void {
-    const n = ++this._failures;
-    const base = this._retry;
-    delay ??= Math.max(
-      atLeast,
-      (n < 2
-        ? base
-        : Math.min(Math.max(this._o.maxRetryDelay, base), Math.max(base, 100) * 2 ** (n - 1))) *
-        (1 - Math.random() / 4),
-    );
+    delay ??= Math.max(atLeast, backoff(++this._failures, this._retry, this._o.maxRetryDelay));
     this._state = CONNECTING;
     this._timer = setTimeout(() => this._connect(), Math.min(delay, MAX_DELAY));
   }
