@@ -119,7 +119,7 @@ async function cell(
     "--import",
     "tsx",
     "--expose-gc",
-    ...(process.env["PERF"] || process.env["PERF_DIR"] ? ["--perf-basic-prof-only-functions"] : []),
+    ...(process.env["PERF_DIR"] ? ["--perf-basic-prof-only-functions"] : []),
   ];
   const env = cpuProf === undefined ? process.env : { ...process.env, PROFILE_DIR: cpuProf };
   const child = fork(__filename, ["serve", name], { execArgv, env });

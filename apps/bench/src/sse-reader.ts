@@ -2,8 +2,9 @@
  * Reads one HTTP/1.1 event-stream response off a raw socket as cheaply as possible: checks the
  * status line, undoes chunked transfer encoding, and counts frame ends ("\n\n"), including those
  * split across TCP reads or HTTP chunks, and among them the comments (frames whose first byte is
- * ":", such as heartbeats), so that `events` counts what a client dispatches. It does not parse events, except on sampled connections,
- * where each frame's `"t":` (publish time) and `"seq":` are read for latency and ordering.
+ * ":", such as heartbeats), so that `events` counts what a client dispatches. It does not parse
+ * events, except on sampled connections, where each frame's `"t":` (publish time) and `"seq":`
+ * are read for latency and ordering.
  */
 
 const LF = 0x0a;

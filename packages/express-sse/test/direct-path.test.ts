@@ -134,6 +134,7 @@ describe("the direct socket path", () => {
       expect(events.map((e) => e.data)).toEqual(Array.from({ length: 100 }, (_, i) => String(i)));
     }
   });
+
   test("a channel's broadcasts, bursts and replays reach a plain client and one behind compression() alike, and both count in stats()", async () => {
     const channel = new Channel("both-paths");
     const plain = app();
