@@ -13,7 +13,8 @@ import type { Serializer } from "./options";
 import { describe, isPromise, nonNegativeInteger, reportError } from "./util";
 import { LifetimeSweep } from "./lifetime";
 import { LocalPresence, serializeMember, type Members } from "./presence";
-import { SseStream, type StreamClosedError, type StreamOwner } from "./stream";
+import type { StreamOwner } from "./context";
+import { SseStream, type StreamClosedError } from "./stream";
 import { MAX_LAST_EVENT_ID, Subscription, lastEventIdOf, resetFrame } from "./subscription";
 
 export type { ChannelEvent, ResetData } from "./subscription";

@@ -7,7 +7,8 @@ export { shutdown } from "./shutdown";
 
 export type { SseMiddleware } from "./middleware";
 export type { SseOptions, Serializer } from "./options";
-export type { CloseReason, SendOptions, StreamStats } from "./stream";
+export type { CloseReason, SendOptions } from "./stream";
+export type { StreamStats } from "./context";
 export type { EventFields } from "./frame";
 export type { PipeOptions, PipeSource } from "./pipe";
 export type {

@@ -1,7 +1,8 @@
 import { ServerResponse, type IncomingMessage } from "node:http";
 import { StreamRegistry } from "./registry";
 import { resolveOptions, type SseOptions } from "./options";
-import { SseStream, kStream, type StreamContext, type StreamStats } from "./stream";
+import { kStream, type StreamContext, type StreamStats } from "./context";
+import { SseStream } from "./stream";
 
 declare global {
   // Declaration merging (as @types/compression adds `res.flush`): `res.sse` is typed in every

@@ -1,6 +1,7 @@
 import type { Server } from "node:http";
 import { populatedRegistries } from "./registry";
-import { SseStream, closingServers } from "./stream";
+import { closingServers } from "./context";
+import { SseStream } from "./stream";
 
 const MAX_TIMEOUT = 2 ** 31 - 1;
 

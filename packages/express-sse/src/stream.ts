@@ -9,7 +9,6 @@ import {
   serializedText,
   type EventFields,
 } from "./frame";
-import type { StreamRegistry } from "./registry";
 import { directSocketOf, textChunkOf } from "./direct";
 import {
   BUSY_BODY,
@@ -18,61 +17,23 @@ import {
   releaseRequestState,
   writeStreamHead,
 } from "./http";
-import type { ResolvedOptions } from "./options";
 import { pipe, type PipeOptions, type PipeSource } from "./pipe";
 import { describe, noop } from "./util";
 import { StreamClosedError, type CloseReason } from "./close-reason";
+import { closingServers, kStream, type StreamContext, type StreamOwner } from "./context";
 
 export { StreamClosedError, type CloseReason } from "./close-reason";
 
 /** Options of `send()`: the event's fields other than data. */
 export type SendOptions = EventFields;
 
-/** Counters of one `sse()` instance, since it was created. */
-export interface StreamStats {
-  /** Streams open now. */
-  open: number;
-  /** Streams started in all. */
-  opened: number;
-  /** Events written (`send`, `sendFrame`, channel deliveries), each copy counted. */
-  events: number;
-  /** Bytes written, heartbeats and comments included. */
-  bytes: number;
-  /** Heartbeat comments written. */
-  heartbeats: number;
-  /** Streams disconnected for passing `maxBufferedBytes`. */
-  slowClientsDropped: number;
-  /** Streams refused with 503 because of `maxConnections`. */
-  rejected: number;
-}
-
-/** What every stream of one `sse()` instance shares. */
-export interface StreamContext {
-  readonly options: ResolvedOptions;
-  /** Its open streams (`maxConnections`, `stats().open`, shutdown) and their heartbeat. */
-  readonly registry: StreamRegistry<SseStream>;
-  /** Plain integer counters, bumped on paths that already run: no measurable cost. */
-  readonly stats: Omit<StreamStats, "open">;
-}
-
 type CloseCallback = (reason: StreamClosedError) => void;
-
-/** Told first when the stream closes (a channel's subscriber: no closure needed). */
-export interface StreamOwner {
-  /** @internal */
-  _streamClosed(stream: SseStream, reason: StreamClosedError): void;
-}
 
 // States, as in ws: an integer, not a handful of booleans.
 const CONNECTING = 0; // created (res.sse touched), headers not sent yet
 const OPEN = 1; // headers sent, writing events
 const CLOSED = 2; // done; every write is a no-op that returns false
 
-/**
- * The response's slot: the `sse()` context until the stream exists (middleware.ts), then the
- * stream, set by the SseStream constructor. Read by the `res.sse` getter.
- */
-export const kStream = Symbol("sluice.stream");
 type TaggedResponse = ServerResponse & {
   [kStream]?: SseStream | StreamContext | undefined;
   flush?: () => void;
@@ -80,9 +41,6 @@ type TaggedResponse = ServerResponse & {
 
 const HEARTBEAT_FRAME = Frame.comment(HEARTBEAT_COMMENT);
 const OPEN_FRAME = ":\n\n";
-
-/** Servers being shut down: a stream that starts on one of them is closed at once. */
-export const closingServers = new WeakSet<object>();
 
 /**
  * One Server-Sent Events response: `res.sse`.
