@@ -11,6 +11,7 @@ import {
 import { Frame, idProblem, serializedText, validateEventName } from "./frame";
 import type { Serializer } from "./options";
 import { describe, isPromise, nonNegativeInteger, reportError } from "./util";
+import { Lane } from "./lane";
 import { LifetimeSweep } from "./lifetime";
 import { LocalPresence, serializeMember, type Members } from "./presence";
 import type { StreamOwner } from "./context";
@@ -66,6 +67,13 @@ export class Channel<Events extends EventMap = EventMap>
   private readonly _lifetime: LifetimeSweep;
   /** @internal Every subscribed stream, with its subscription state when it needs one. */
   private readonly _subs = new Map<SseStream, Subscription | null>();
+  /**
+   * @internal The fan-out's fast lane: the sockets of the plain direct-path subscribers whose
+   * first channel this is (lane.ts). Read by their heartbeat (the stream's owner slot).
+   */
+  readonly _lane = new Lane<SseStream>();
+  /** @internal The other subscribers (a filter, a replay, a resume boundary, `res.write()`...). */
+  private readonly _rest = new Set<SseStream>();
   /** @internal Events of the current tick, written together by `_flush()`. */
   private _batch: AdapterEvent[] = [];
   /** @internal */
@@ -212,14 +220,15 @@ export class Channel<Events extends EventMap = EventMap>
       filter !== undefined || lastId !== undefined || lifetime
         ? new Subscription(stream, filter)
         : null;
-    this._subs.set(stream, sub);
-    // The first local subscriber: the adapter starts receiving the channel's events (before the
-    // history read below, so that the live feed covers everything after it).
-    if (this._subs.size === 1) this._adapter.setActive?.(true);
     // The stream's owner slot costs no closure; a stream on several channels uses onClose for
     // the others.
     if (stream._owner === undefined) stream._owner = this;
     else stream.onClose((reason) => this._leave(stream, reason));
+    this._subs.set(stream, sub);
+    this._place(stream, sub);
+    // The first local subscriber: the adapter starts receiving the channel's events (before the
+    // history read below, so that the live feed covers everything after it).
+    if (this._subs.size === 1) this._adapter.setActive?.(true);
     if (lifetime) this._lifetime.add(sub!);
     this._presence.join(stream, member);
     this.emit("join", stream);
@@ -308,7 +317,19 @@ export class Channel<Events extends EventMap = EventMap>
       this._subs.get(sub.stream) === sub
     ) {
       this._subs.set(sub.stream, null); // an existing key: same place in the iteration order
+      this._rest.delete(sub.stream);
+      this._place(sub.stream, null);
     }
+  }
+
+  /**
+   * @internal Puts a subscriber where the fan-out writes to it: the lane when it is plain, on the
+   * direct path, and this is its first channel; else the general path.
+   */
+  private _place(stream: SseStream, sub: Subscription | null): void {
+    const socket = sub === null && stream._owner === this ? stream._laneSocket() : undefined;
+    if (socket !== undefined) this._lane.add(stream, socket);
+    else this._rest.add(stream);
   }
 
   /** @internal */
@@ -360,14 +381,21 @@ export class Channel<Events extends EventMap = EventMap>
     }
   }
 
-  /** @internal Writes the batch of this tick. */
+  /** @internal Writes the batch of this tick: one frame for the lane, and each of the rest. */
   _flush(): void {
     const events = this._batch;
     if (events.length === 0) return;
     this._batch = [];
     let shared: Frame | undefined;
     let written = 0; // subscribers that took `shared` (its bytes are counted once, below)
-    for (const [stream, sub] of this._subs) {
+    if (this._lane.size > 0) {
+      shared = Frame.concat(events.map((e) => this._frameOf(e)));
+      written = this._lane.write(shared, events.length);
+    }
+    // A subscriber that goes live during this loop (its replay boundary passed) moves to the
+    // lane; deleting the visited entry of a Set is safe while iterating it.
+    for (const stream of this._rest) {
+      const sub = this._subs.get(stream)!;
       if (sub !== null) {
         if (sub.pending !== undefined) {
           for (const event of events) sub.pending.push(event); // written after the replay
@@ -462,6 +490,7 @@ export class Channel<Events extends EventMap = EventMap>
     const sub = this._subs.get(stream);
     if (sub === undefined) return;
     this._subs.delete(stream);
+    if (!this._rest.delete(stream)) this._lane.remove(stream);
     if (sub !== null) sub.pending = undefined; // ends a replay in progress
     if (reason.type === "max-buffered-bytes") this._stats.slowClientsDropped++;
     if (this._subs.size === 0) {

@@ -7,6 +7,7 @@ import type { ResolvedOptions } from "./options";
 import type { StreamRegistry } from "./registry";
 import type { StreamClosedError } from "./close-reason";
 import type { SseStream } from "./stream";
+import type { Lane } from "./lane";
 
 /** Counters of one `sse()` instance, since it was created. */
 export interface StreamStats {
@@ -39,6 +40,8 @@ export interface StreamContext {
 export interface StreamOwner {
   /** @internal */
   _streamClosed(stream: SseStream, reason: StreamClosedError): void;
+  /** @internal The owner's fast lane (a channel's), which the heartbeat asks before a ping. */
+  readonly _lane?: Lane<SseStream>;
 }
 
 /**

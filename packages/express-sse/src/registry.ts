@@ -4,7 +4,10 @@ import { HEARTBEAT_CHECKS_PER_INTERVAL } from "./constants";
 export interface Pingable {
   /** @internal Heartbeat checks since the stream's last write; every write sets it back to 0. */
   _idle: number;
-  /** Writes a heartbeat comment. */
+  /**
+   * Writes a heartbeat comment; a stream that had writes this count does not see (a channel's
+   * lane, lane.ts) may instead set `_idle` back to the count since those.
+   */
   ping(): void;
 }
 

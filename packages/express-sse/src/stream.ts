@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
-import { HEARTBEAT_COMMENT } from "./constants";
+import { HEARTBEAT_CHECKS_PER_INTERVAL, HEARTBEAT_COMMENT } from "./constants";
 import {
   Frame,
   frameComment,
@@ -54,8 +54,13 @@ export class SseStream {
   /**
    * @internal Heartbeat checks since the last write: reset by every write, counted up by the
    * heartbeat (registry.ts), a small integer instead of a timestamp (a boxed number per stream).
+   * A channel's lane writes do not reset it: `ping()` asks the lane (lane.ts).
    */
   _idle = 0;
+  /** @internal This stream's slot in its owner channel's lane (lane.ts), `-1` when not in one. */
+  _laneIndex = -1;
+  /** @internal The lane's batch count when this stream joined it. */
+  _laneMark = 0;
 
   /** @internal */
   private readonly _res: TaggedResponse;
@@ -289,9 +294,24 @@ export class SseStream {
     this._res.end();
   }
 
-  /** @internal The heartbeat. */
+  /**
+   * @internal The heartbeat, once `_idle` says a whole interval passed without a write of this
+   * stream's own. A stream in a channel's lane may have had lane writes since: then `_idle` takes
+   * the lane's count instead, and the ping waits until that one says the same.
+   */
   ping(): void {
     if (this._state !== OPEN) return;
+    if (this._laneIndex >= 0 && this._owner?._lane !== undefined) {
+      const quarter = Math.max(
+        1,
+        Math.floor(this._ctx.registry.heartbeatInterval / HEARTBEAT_CHECKS_PER_INTERVAL),
+      );
+      const checks = this._owner._lane.quietChecks(this, quarter, Date.now());
+      if (checks <= HEARTBEAT_CHECKS_PER_INTERVAL) {
+        this._idle = checks;
+        return;
+      }
+    }
     this._ctx.stats.heartbeats++;
     this._write(HEARTBEAT_FRAME);
   }
@@ -313,6 +333,29 @@ export class SseStream {
     return socket !== undefined
       ? this._writeDirect(socket, frame.chunk, frame.byteLength)
       : this._writeResponse(frame);
+  }
+
+  /** @internal The socket a channel's lane may write to: an open stream's on the direct path. */
+  _laneSocket(): Socket | undefined {
+    return this._state === OPEN ? this._socket : undefined;
+  }
+
+  /** @internal The counters a lane adds its writes to (this stream's `sse()` instance's). */
+  get _laneStats(): StreamContext["stats"] {
+    return this._ctx.stats;
+  }
+
+  /**
+   * @internal A lane's `socket.write()` answered false: what `_writeDirect` does on that branch
+   * (the lane counted the bytes already). `false` when the stream closed.
+   */
+  _laneRefused(socket: Socket, size: number): boolean {
+    if (socket.destroyed) {
+      this._ctx.stats.bytes -= size;
+      return this._lost();
+    }
+    if (socket.writableLength > this._ctx.options.maxBufferedBytes) return this._overflow();
+    return true;
   }
 
   /** @internal Writes already-framed bytes: a single write (event, comment, retry, ping). */
