@@ -5,6 +5,7 @@ import { SseStream } from "./stream";
 
 const MAX_TIMEOUT = 2 ** 31 - 1;
 
+/** Options of {@link shutdown}. */
 export interface ShutdownOptions {
   /**
    * Milliseconds to wait for connections to finish before destroying the rest (requests still

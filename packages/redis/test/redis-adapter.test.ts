@@ -560,7 +560,6 @@ describe("filters across processes", () => {
       }),
     );
     const server = await listen(app);
-    await sleep(50); // B's feed has started on the stream
 
     const first = await publisher.publish({ to: "ann", text: "1" }, { event: "note" });
     const live = collectEvents(server.url, {
