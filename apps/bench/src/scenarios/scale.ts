@@ -17,7 +17,9 @@ export const SCALE_HEARTBEAT_MS = 15_000;
 export function scaleOne(size: Config["scaleOne"]): Scenario {
   return {
     key: "scale-one",
-    runs: 1,
+    // Three runs, as the fan-out: its broadcast is a target, and one run of it moved by ×1.7
+    // between two sittings of the same code here (the whole run slow or not, every broadcast in it).
+    runs: 3,
     title: `Scale: ${n(size.clients)} idle streams in one process`,
     description:
       `In a fresh server process: ${size.warmup} clients connect and leave, full GC, baseline; ` +
@@ -27,8 +29,7 @@ export function scaleOne(size: Config["scaleOne"]): Scenario {
       `Sluice's heartbeat on at its default (${SCALE_HEARTBEAT_MS / 1000} s: every stream gets a ` +
       `\`: ping\` once in the window, and the sweep runs); the other variants have no heartbeat. ` +
       `Broadcast: one event published, ms until the last of the ${n(size.clients)} clients has ` +
-      `it (median of ${size.broadcasts}, after one warm-up). One run: a capacity figure that ` +
-      `takes minutes a cell.`,
+      `it (median of ${size.broadcasts}, after one warm-up), median of the runs.`,
     columns: [
       { key: "heapPerClient", label: "heap bytes/stream", digits: 0, compare: "ratio" },
       { key: "rssPerClient", label: "RSS bytes/stream", digits: 0, compare: "ratio" },
