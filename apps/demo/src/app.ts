@@ -8,7 +8,7 @@ import { mountChat, type ChatFeed } from "./feeds/chat";
 import { mountClientCount, type ClientCountFeed } from "./feeds/client-count";
 import { mountClock } from "./feeds/clock";
 import { mountDemo } from "./feeds/demo";
-import type { Feed, StreamName } from "./feeds/feed";
+import { logChannelError, type Feed, type StreamName } from "./feeds/feed";
 import { mountMetrics } from "./feeds/metrics";
 import { mountPrivate, type PrivateFeed } from "./feeds/private";
 import { mountProgress, type ProgressFeed } from "./feeds/progress";
@@ -17,6 +17,11 @@ import { mountUpdates, type UpdatesFeed } from "./feeds/updates";
 
 /** Knobs for tests (to run in milliseconds what takes seconds in the demo); defaults are production's. */
 export interface DemoOptions {
+  /**
+   * Every channel's errors (a presence push or a filter that failed; a failed publish is the
+   * route's, answered 503). @defaultValue `console.error("channel:", error.message)`
+   */
+  onChannelError?: (error: Error) => void;
   /** Milliseconds between `time` events. @defaultValue 1000 */
   tickMs?: number;
   /** Milliseconds between ticker prices. @defaultValue 100 (ten a second) */
@@ -106,6 +111,7 @@ export function createApp(options: DemoOptions = {}): DemoApp {
     userChannelIdleMs = 10 * 60_000,
     maxUserChannels = 1000,
     privateStreamLifetimeMs = 15 * 60_000,
+    onChannelError = logChannelError,
   } = options;
   positive("tickMs", tickMs);
   positive("tickerIntervalMs", tickerIntervalMs);
@@ -144,10 +150,15 @@ export function createApp(options: DemoOptions = {}): DemoApp {
   mountLogin(app, { secret, tokenTtlMs: streamTokenTtlMs, sessionTtlMs });
   const feeds: DemoFeeds = {
     time: mountClock(app, { sse, tickMs }),
-    clientCount: mountClientCount(app, { sse, adapter }),
+    clientCount: mountClientCount(app, { sse, adapter, onChannelError }),
     sse: mountDemo(app, { sse }),
-    chat: mountChat(app, { sse, adapter }),
-    updates: mountUpdates(app, { sse, adapter, intervalMs: [updateMin, updateMax] }),
+    chat: mountChat(app, { sse, adapter, onChannelError }),
+    updates: mountUpdates(app, {
+      sse,
+      adapter,
+      onChannelError,
+      intervalMs: [updateMin, updateMax],
+    }),
     ticker: mountTicker(app, { sse, intervalMs: tickerIntervalMs }),
     progress: mountProgress(app, { sse, stepMs: progressStepMs, step: progressStep }),
     private: mountPrivate(app, {
@@ -157,6 +168,7 @@ export function createApp(options: DemoOptions = {}): DemoApp {
       idleMs: userChannelIdleMs,
       maxChannels: maxUserChannels,
       lifetimeMs: privateStreamLifetimeMs,
+      onChannelError,
     }),
   };
   const all = Object.values(feeds);

@@ -1,6 +1,6 @@
 import type { NextFunction, Request, Response } from "express";
 import { Channel, Frame, sse, type SseStream } from "@sluice/express-sse";
-import { endStreams, type Feed, type FeedContext, type Routes } from "./feed";
+import { endStreams, logChannelError, type Feed, type FeedContext, type Routes } from "./feed";
 import { BODY_ERRORS, BODY_LIMIT, asObject, jsonBody, trimmedWithin } from "./json-body";
 
 /** A chat message as published on the channel (the unnamed `message` event). */
@@ -94,13 +94,17 @@ function chatUser(req: Request, res: Response, next: NextFunction): void {
  * User text is sent as JSON event data, and the library frames data line by line, so no text can
  * end an event early or add a field: `"hi\n\nevent: admin"` arrives as one `message`.
  */
-export function mountChat(routes: Routes, { sse: sseOptions, adapter }: FeedContext): ChatFeed {
+export function mountChat(
+  routes: Routes,
+  { sse: sseOptions, adapter, onChannelError = logChannelError }: FeedContext,
+): ChatFeed {
   const events = sse(sseOptions);
   const channel = new Channel<{ message: ChatMessage }>("chat", {
     history: { max: 1000 },
     lastEventIdQuery: "lastEventId",
     ...(adapter === undefined ? {} : { adapter }),
   });
+  channel.on("error", onChannelError);
   const members = membersView(channel);
 
   routes.get("/api/chat", chatUser, events, (_req, res) => {

@@ -1,5 +1,5 @@
 import { Channel, Frame, sse, type SseStream } from "@sluice/express-sse";
-import { endStreams, type Feed, type FeedContext, type Routes } from "./feed";
+import { endStreams, logChannelError, type Feed, type FeedContext, type Routes } from "./feed";
 
 export interface ClientCountFeed extends Feed {
   /** Clients connected to `/api/client-count`: in every replica when the adapter is Redis. */
@@ -20,7 +20,7 @@ const PRESENCE_INTERVAL_MS = 100;
  */
 export function mountClientCount(
   routes: Routes,
-  { sse: sseOptions, adapter }: FeedContext,
+  { sse: sseOptions, adapter, onChannelError = logChannelError }: FeedContext,
 ): ClientCountFeed {
   const events = sse(sseOptions);
   const channel = new Channel("client-count", {
@@ -28,7 +28,7 @@ export function mountClientCount(
     history: { max: 0 },
     presenceInterval: PRESENCE_INTERVAL_MS,
   });
-  channel.on("error", (err) => console.error("client-count:", err.message));
+  channel.on("error", onChannelError);
   /** This replica's clients, and the count each one was last sent (never the same twice). */
   const clients = new Map<SseStream, number>();
 

@@ -17,11 +17,21 @@ export type StreamName = (typeof STREAMS)[number];
 /** What a feed module mounts routes on (an Express app or router). */
 export type Routes = IRouter;
 
+/** Where a channel's errors go by default: the log, as the adapter's do (main.ts). */
+export function logChannelError(error: Error): void {
+  console.error("channel:", error.message);
+}
+
 /** What every feed gets from `createApp()`: the `sse()` options all streams share. */
 export interface FeedContext {
   sse: SseOptions;
   /** Where channels keep their events: in memory (default) or Redis (REDIS_URL). */
   adapter?: Adapter | undefined;
+  /**
+   * Where a channel's errors go (a failed presence push while Redis is down, a throwing filter):
+   * `DemoOptions.onChannelError`. Without a listener they would be process warnings.
+   */
+  onChannelError?: ((error: Error) => void) | undefined;
 }
 
 /** One event stream of the demo. */

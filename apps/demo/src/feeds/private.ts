@@ -59,10 +59,24 @@ export interface PrivateFeed extends Feed {
  */
 export function mountPrivate(
   routes: Routes,
-  { sse: sseOptions, adapter, secret, idleMs, maxChannels, lifetimeMs }: PrivateOptions,
+  {
+    sse: sseOptions,
+    adapter,
+    secret,
+    idleMs,
+    maxChannels,
+    lifetimeMs,
+    onChannelError,
+  }: PrivateOptions,
 ): PrivateFeed {
   const events = sse(sseOptions);
-  const channels = new UserChannels({ adapter, idleMs, max: maxChannels, maxLifetime: lifetimeMs });
+  const channels = new UserChannels({
+    adapter,
+    idleMs,
+    max: maxChannels,
+    maxLifetime: lifetimeMs,
+    onError: onChannelError,
+  });
 
   // The token check runs before sse(): a refused request never gets near a stream.
   routes.get("/api/me/events", requireStreamToken(secret), events, (_req, res) => {

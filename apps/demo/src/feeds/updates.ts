@@ -1,5 +1,5 @@
 import { Channel, sse } from "@sluice/express-sse";
-import { endStreams, type Feed, type FeedContext, type Routes } from "./feed";
+import { endStreams, logChannelError, type Feed, type FeedContext, type Routes } from "./feed";
 
 /** `event: dataUpdate` data: "the data set changed" (here, a running order count). */
 export interface DataUpdate {
@@ -31,13 +31,19 @@ export interface UpdatesFeed extends Feed {
  */
 export function mountUpdates(
   routes: Routes,
-  { intervalMs: [min, max], sse: sseOptions, adapter }: UpdatesOptions,
+  {
+    intervalMs: [min, max],
+    sse: sseOptions,
+    adapter,
+    onChannelError = logChannelError,
+  }: UpdatesOptions,
 ): UpdatesFeed {
   const events = sse(sseOptions);
   const channel = new Channel<{ dataUpdate: DataUpdate }>("updates", {
     history: { max: 100 },
     ...(adapter === undefined ? {} : { adapter }),
   });
+  channel.on("error", onChannelError);
   let timer: NodeJS.Timeout | undefined;
   let version = 0;
   let orders = 0;

@@ -21,6 +21,7 @@
  * channel's small meta hash, for a day), however many users come and go.
  */
 import { Channel, type Adapter, type ChannelStats } from "@sluice/express-sse";
+import { logChannelError } from "./feed";
 
 /** `event: notification` data. */
 export interface Notification {
@@ -41,6 +42,8 @@ export interface UserChannelsOptions {
   max: number;
   /** `maxLifetime` of every subscriber's stream (ms): it reconnects, with a fresh token if needed. */
   maxLifetime?: number | undefined;
+  /** Each channel's `error` listener (a failed presence push, ...). @defaultValue the log */
+  onError?: ((error: Error) => void) | undefined;
   /** The clock, for tests. @defaultValue Date.now */
   now?: () => number;
 }
@@ -107,6 +110,7 @@ export class UserChannels {
       ...(adapter === undefined ? {} : { adapter }),
       ...(maxLifetime === undefined ? {} : { maxLifetime }),
     });
+    channel.on("error", this._options.onError ?? logChannelError);
     const entry: Entry = { channel, lastUsed: now };
     // The idle clock starts when the last subscriber leaves, not when it joined.
     channel.on("leave", () => {

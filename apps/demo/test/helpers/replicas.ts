@@ -13,9 +13,9 @@ export interface Replica {
   adapter: RedisAdapter;
   url: string;
   /**
-   * What the adapter reported (its `error` events): collected for the tests to assert on, as
-   * an app's own listener would log them. Without a listener they would be process warnings,
-   * printed in the middle of a green test run.
+   * What the adapter and the app's channels reported (their `error` events): collected for the
+   * tests to assert on, as an app's own listener would log them. Without a listener they would be
+   * process warnings, printed in the middle of a green test run.
    */
   errors: Error[];
 }
@@ -31,7 +31,12 @@ export async function startReplicas(
     const adapter = createRedisAdapter({ url: redisUrl });
     const errors: Error[] = [];
     adapter.on("error", (error) => errors.push(error));
-    const app = createApp({ adapter, heartbeatMs: 0, ...options });
+    const app = createApp({
+      adapter,
+      heartbeatMs: 0,
+      onChannelError: (error) => errors.push(error),
+      ...options,
+    });
     const server = app.listen(0, "127.0.0.1");
     await new Promise<void>((resolve) => server.once("listening", () => resolve()));
     await adapter.ready();
