@@ -235,6 +235,8 @@ test("a channel that goes idle and active again while its primary is down delive
   const onA = new Channel(name, { adapter: a });
   const onB = new Channel(name, { adapter: b });
   onB.on("error", () => undefined); // replays that fail while the slot has no primary
+  const reportsOfA: string[] = []; // presence pushes that fail while the slot has no primary
+  onA.on("error", (err: Error) => reportsOfA.push(err.message));
   const app = express();
   app.use(sse({ heartbeat: 0 }));
   app.get("/events", (_req, res) => void onB.subscribe(res));
@@ -270,6 +272,7 @@ test("a channel that goes idle and active again while its primary is down delive
   for (let i = 1; i < ids.length; i++)
     expect(compareEventIds(ids[i - 1]!, ids[i]!)).toBeLessThan(0);
   closeAllStreams();
+  for (const report of reportsOfA) expect(report).toMatch(/^Presence of channel "[^"]+": /);
   await Promise.all([onA.close(), onB.close()]);
   errors.splice(0); // connection reports are expected here
   await cluster.restart(victim);
