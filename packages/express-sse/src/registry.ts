@@ -39,11 +39,14 @@ export class StreamRegistry<T extends Pingable = Pingable> {
   /** The heartbeat interval in ms; `0`: no heartbeat (the set is kept, no timer ever starts). */
   readonly heartbeatInterval: number;
   readonly streams = new Set<T>();
+  /** Milliseconds between two heartbeat checks: a quarter of the interval (at least 1). */
+  readonly checkInterval: number;
   /** @internal */
   private _timer: NodeJS.Timeout | undefined = undefined;
 
   constructor(heartbeatInterval: number) {
     this.heartbeatInterval = heartbeatInterval;
+    this.checkInterval = Math.max(1, Math.floor(heartbeatInterval / HEARTBEAT_CHECKS_PER_INTERVAL));
   }
 
   get size(): number {
@@ -59,11 +62,7 @@ export class StreamRegistry<T extends Pingable = Pingable> {
     if (this.streams.size === 0) populatedRegistries.add(this as unknown as StreamRegistry);
     this.streams.add(stream);
     if (this._timer === undefined && this.heartbeatInterval > 0) {
-      this._timer = setInterval(
-        heartbeatOnTick,
-        Math.max(1, Math.floor(this.heartbeatInterval / HEARTBEAT_CHECKS_PER_INTERVAL)),
-        this,
-      );
+      this._timer = setInterval(heartbeatOnTick, this.checkInterval, this);
       this._timer.unref();
     }
   }

@@ -302,11 +302,11 @@ export class SseStream {
   ping(): void {
     if (this._state !== OPEN) return;
     if (this._laneIndex >= 0 && this._owner?._lane !== undefined) {
-      const quarter = Math.max(
-        1,
-        Math.floor(this._ctx.registry.heartbeatInterval / HEARTBEAT_CHECKS_PER_INTERVAL),
+      const checks = this._owner._lane.quietChecks(
+        this,
+        this._ctx.registry.checkInterval,
+        Date.now(),
       );
-      const checks = this._owner._lane.quietChecks(this, quarter, Date.now());
       if (checks <= HEARTBEAT_CHECKS_PER_INTERVAL) {
         this._idle = checks;
         return;
@@ -346,8 +346,9 @@ export class SseStream {
   }
 
   /**
-   * @internal A lane's `socket.write()` answered false: what `_writeDirect` does on that branch
-   * (the lane counted the bytes already). `false` when the stream closed.
+   * @internal `socket.write()` answered false, here or in a channel's lane (both counted the bytes
+   * first): a destroyed socket is a lost client, whose bytes are taken back; one past
+   * `maxBufferedBytes` is dropped. `false` when the stream closed.
    */
   _laneRefused(socket: Socket, size: number): boolean {
     if (socket.destroyed) {
@@ -384,10 +385,9 @@ export class SseStream {
    */
   private _writeDirect(socket: Socket, chunk: Buffer | string, size: number): boolean {
     const ok = socket.write(chunk);
-    if (!ok && socket.destroyed) return this._lost();
     this._ctx.stats.bytes += size;
     this._idle = 0;
-    if (!ok && socket.writableLength > this._ctx.options.maxBufferedBytes) return this._overflow();
+    if (!ok) this._laneRefused(socket, size);
     return ok;
   }
 
