@@ -42,7 +42,7 @@ export interface LaneMember {
    * @internal `socket.write()` answered false: the stream's own handling of that answer (a lost
    * client, one past `maxBufferedBytes`). `false` when the stream closed.
    */
-  _laneRefused(socket: Socket, size: number): boolean;
+  _refused(socket: Socket, size: number): boolean;
 }
 
 export class Lane<T extends LaneMember = LaneMember> {
@@ -122,7 +122,7 @@ export class Lane<T extends LaneMember = LaneMember> {
           stats.bytes -= size;
           continue;
         }
-        if (socket.write(chunk) || members[i]!._laneRefused(socket, size)) written++;
+        if (socket.write(chunk) || members[i]!._refused(socket, size)) written++;
       }
     } finally {
       this._writing = false;

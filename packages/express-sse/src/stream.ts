@@ -350,7 +350,7 @@ export class SseStream {
    * first): a destroyed socket is a lost client, whose bytes are taken back; one past
    * `maxBufferedBytes` is dropped. `false` when the stream closed.
    */
-  _laneRefused(socket: Socket, size: number): boolean {
+  _refused(socket: Socket, size: number): boolean {
     if (socket.destroyed) {
       this._ctx.stats.bytes -= size;
       return this._lost();
@@ -387,7 +387,7 @@ export class SseStream {
     const ok = socket.write(chunk);
     this._ctx.stats.bytes += size;
     this._idle = 0;
-    if (!ok) this._laneRefused(socket, size);
+    if (!ok) this._refused(socket, size);
     return ok;
   }
 
