@@ -64,8 +64,12 @@ export class SseClient<Events extends EventMap = EventMap> extends EventTarget {
   private _failures = 0;
   /** @internal The current attempt's controller; aborting it ends the attempt silently. */
   private _ctl: AbortController | undefined;
-  /** @internal */
+  /** @internal The pending reconnect. */
   private _timer: ReturnType<typeof setTimeout> | undefined;
+  /** @internal The current attempt's `heartbeatTimeout` timer, while it waits for the server. */
+  private _watchdog: ReturnType<typeof setTimeout> | undefined;
+  /** @internal `Date.now()` when the server last sent a byte, or the request went out. */
+  private _heard = 0;
   /**
    * @internal An immediate retry after `onUnauthorized` was made, and no stream has opened since.
    */
@@ -164,7 +168,9 @@ export class SseClient<Events extends EventMap = EventMap> extends EventTarget {
     const ctl = (this._ctl = new AbortController());
     void this._attempt(ctl).finally(() => {
       ctl.abort(); // the attempt is over: late callbacks of its parser see an aborted signal
-      if (this._ctl === ctl) this._ctl = undefined;
+      if (this._ctl !== ctl) return; // a newer attempt runs already (and owns the watchdog)
+      this._ctl = undefined;
+      clearTimeout(this._watchdog);
     });
   }
 
@@ -192,6 +198,7 @@ export class SseClient<Events extends EventMap = EventMap> extends EventTarget {
       return;
     }
     let response: Response;
+    this._watch(ctl);
     try {
       const send = o.fetch; // unbound: browsers refuse fetch called as a method of another object
       response = await send(request);
@@ -201,7 +208,7 @@ export class SseClient<Events extends EventMap = EventMap> extends EventTarget {
       return;
     }
     try {
-      await this._answer(response, signal);
+      await this._answer(response, ctl);
     } finally {
       // The attempt is over: what is left of the response is released through its body, not only
       // through fetch's signal (see _read). A body that was read is locked, and has ended.
@@ -210,14 +217,18 @@ export class SseClient<Events extends EventMap = EventMap> extends EventTarget {
   }
 
   /** @internal What the response says: a stream to read, a stop, or a retry. */
-  private async _answer(response: Response, signal: AbortSignal): Promise<void> {
+  private async _answer(response: Response, ctl: AbortController): Promise<void> {
+    const { signal } = ctl;
     if (signal.aborted) return;
+    // The server has answered: what follows (a stream) is watched anew, the app's onUnauthorized
+    // is not the server's silence.
+    clearTimeout(this._watchdog);
     const o = this._o;
     const { status } = response;
     if (status === 204) return this._stop();
     if (response.ok) {
       const type = response.headers.get("content-type") ?? "";
-      if (/^text\/event-stream\s*(;|$)/i.test(type)) return this._read(response, signal);
+      if (/^text\/event-stream\s*(;|$)/i.test(type)) return this._read(response, ctl);
       return this._stop(
         error(
           `Expected text/event-stream, got ${type || "no content type"}`,
@@ -252,7 +263,9 @@ export class SseClient<Events extends EventMap = EventMap> extends EventTarget {
   }
 
   /** @internal Reads an open stream until it ends, breaks or is aborted. */
-  private async _read(response: Response, signal: AbortSignal): Promise<void> {
+  private async _read(response: Response, ctl: AbortController): Promise<void> {
+    const { signal } = ctl;
+    this._watch(ctl);
     this._state = OPEN;
     this._reauth = false;
     this._emit("open", { response });
@@ -280,6 +293,7 @@ export class SseClient<Events extends EventMap = EventMap> extends EventTarget {
       for (;;) {
         const { done, value } = await reader.read();
         if (done) break;
+        this._heard = Date.now();
         parser.feed(decoder.decode(value, { stream: true }));
       }
     } catch (cause) {
@@ -312,6 +326,32 @@ export class SseClient<Events extends EventMap = EventMap> extends EventTarget {
     for (const inbox of this._inboxes) inbox(event);
   }
 
+  /**
+   * @internal
+   * Starts (or restarts) the `heartbeatTimeout` watch of an attempt: when the server has sent
+   * nothing for that long, the attempt is aborted and a reconnect planned. One timer per attempt,
+   * re-armed for what is left of the interval after the last byte (not one timer per chunk), so a
+   * dead connection is noticed `heartbeatTimeout` ms after its last byte, never up to twice that.
+   */
+  private _watch(ctl: AbortController): void {
+    clearTimeout(this._watchdog);
+    const limit = this._o.heartbeatTimeout;
+    if (limit === 0) return;
+    this._heard = Date.now();
+    const check = (): void => {
+      const quiet = Date.now() - this._heard;
+      if (ctl.signal.aborted) return;
+      if (quiet < limit) {
+        // Capped as the reconnect delays are: past 2³¹−1 ms, setTimeout would fire at once.
+        this._watchdog = setTimeout(check, Math.min(limit - quiet, MAX_DELAY));
+        return;
+      }
+      ctl.abort();
+      this._fail(error(`Server silent for ${quiet} ms`, "timeout", false));
+    };
+    check();
+  }
+
   /** @internal A failed attempt: plan the next one (see `_schedule`), then tell listeners. */
   private _fail(failure: SseError, delay?: number, atLeast?: number): void {
     this._schedule(delay, atLeast);
@@ -333,6 +373,7 @@ export class SseClient<Events extends EventMap = EventMap> extends EventTarget {
   /** @internal Ends the current attempt and the pending reconnect, without a word. */
   private _halt(): void {
     clearTimeout(this._timer);
+    clearTimeout(this._watchdog);
     this._timer = undefined;
     this._ctl?.abort();
   }

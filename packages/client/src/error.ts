@@ -2,6 +2,8 @@
  * What went wrong, as `error` events carry it:
  *
  * - `network`: the request failed or the stream broke (retried with backoff);
+ * - `timeout`: nothing came from the server for `heartbeatTimeout` ms, so the connection was
+ *   dropped as dead (retried with backoff, with `Last-Event-ID`);
  * - `http`: a status other than `200` or `204` (`429` and `5xx` are retried, `Retry-After`
  *   honoured; `401` and `403` go to `onUnauthorized`; anything else is fatal);
  * - `content-type`: a successful response that is not `text/event-stream` (fatal);
@@ -12,7 +14,7 @@
  * - `parse`: the `parse` option threw on an event's data; that event is skipped.
  */
 export type SseErrorCode =
-  "network" | "http" | "content-type" | "request" | "invalid-retry" | "parse";
+  "network" | "timeout" | "http" | "content-type" | "request" | "invalid-retry" | "parse";
 
 export class SseError extends Error {
   override name = "SseError";

@@ -12,11 +12,12 @@ export interface Resolved extends SseClientOptions {
   readonly lastEventId: string;
   readonly retry: number;
   readonly maxRetryDelay: number;
+  readonly heartbeatTimeout: number;
   readonly parse: (data: string, type: string) => unknown;
 }
 
 const KNOWN =
-  "method,headers,body,signal,init,fetch,lastEventId,retry,maxRetryDelay,reconnectOnEnd,pauseWhenHidden,onUnauthorized,parse".split(
+  "method,headers,body,signal,init,fetch,lastEventId,retry,maxRetryDelay,heartbeatTimeout,reconnectOnEnd,pauseWhenHidden,onUnauthorized,parse".split(
     ",",
   );
 
@@ -92,6 +93,7 @@ export function resolveOptions(url: unknown, options: SseClientOptions | undefin
   check("lastEventId", (id) => typeof id === "string", "a string");
   check("retry", whole, "a non-negative integer (ms)");
   check("maxRetryDelay", whole, "a non-negative integer (ms)");
+  check("heartbeatTimeout", whole, "a non-negative integer (ms)");
   check("reconnectOnEnd", flag, "true or false");
   check("pauseWhenHidden", flag, "true or false");
   check("onUnauthorized", isFunction, "a function");
@@ -104,6 +106,7 @@ export function resolveOptions(url: unknown, options: SseClientOptions | undefin
     lastEventId: o.lastEventId ?? "",
     retry: o.retry ?? 1000,
     maxRetryDelay: o.maxRetryDelay ?? 30_000,
+    heartbeatTimeout: o.heartbeatTimeout ?? 0,
     parse: o.parse ?? parseData,
   };
 }

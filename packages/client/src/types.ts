@@ -114,6 +114,19 @@ export interface SseClientOptions {
   /** Longest backoff delay in ms (a larger `retry:` from the server still wins). @defaultValue 30000 */
   maxRetryDelay?: number;
   /**
+   * Milliseconds without a byte from the server (an event, a comment, a heartbeat ping), counted
+   * from the request, after which the connection is presumed dead: the client drops it and
+   * reconnects with `Last-Event-ID`, dispatching a non-fatal `timeout` error. For the connections
+   * that die without a word (a laptop that slept, a network change, a proxy that lost the
+   * upstream), which otherwise stay "open" until the operating system gives up, minutes later.
+   * Set it above the server's heartbeat: a Sluice stream is never silent for more than 1.25 times
+   * `sse({ heartbeat })` (15 s by default), so twice the heartbeat (`30000`) is a safe choice.
+   * `0` turns it off. Off by default: a client cannot know whether a server sends heartbeats, and
+   * against one that does not, a timeout would reconnect every idle stream.
+   * @defaultValue 0
+   */
+  heartbeatTimeout?: number;
+  /**
    * Reconnect (with `Last-Event-ID`) when the server ends the stream cleanly. Off by default: a
    * finished response (an answer streamed to a `POST`) is not requested again. Turn it on for
    * endless feeds whose server ends streams on purpose (Sluice's `maxLifetime`, `shutdown()`).

@@ -39,6 +39,17 @@ describe("bad options at construction", () => {
     ["retry", { retry: NaN }, /^The "retry" option must be a non-negative integer/],
     ["maxRetryDelay", { maxRetryDelay: Infinity }, /^The "maxRetryDelay" option must be/],
     [
+      "heartbeatTimeout",
+      { heartbeatTimeout: -1 },
+      /^The "heartbeatTimeout" option must be a non-negative integer \(ms\), got number$/,
+    ],
+    [
+      "heartbeatTimeout",
+      { heartbeatTimeout: "30s" },
+      /^The "heartbeatTimeout" option .*got "30s"$/,
+    ],
+    ["heartbeatTimeout", { heartbeatTimeout: 0.5 }, /^The "heartbeatTimeout" option must be/],
+    [
       "reconnectOnEnd",
       { reconnectOnEnd: "yes" },
       /^The "reconnectOnEnd" option must be true or false/,
@@ -93,6 +104,7 @@ describe("bad options at construction", () => {
       lastEventId: "41",
       retry: 0,
       maxRetryDelay: 0,
+      heartbeatTimeout: 30_000,
       reconnectOnEnd: true,
       pauseWhenHidden: true,
       onUnauthorized: () => true,

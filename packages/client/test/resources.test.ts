@@ -94,6 +94,29 @@ describe.each<Stopper>(["close", "abort"])("after %s()", (how) => {
     await expectBackTo(before, id);
   });
 
+  test("a stream watched by heartbeatTimeout: the watch's timer goes too", async () => {
+    const before = await baseline();
+    const { client, stop, id } = start("ticks", { heartbeatTimeout: 60_000 });
+    let events = 0;
+    client.on("message", () => events++);
+    await waitFor(() => events >= 2, "events");
+    stop();
+    expect(client.readyState).toBe(2);
+    await expectBackTo(before, id);
+  });
+
+  test("a stream dropped by heartbeatTimeout, its reconnect pending: nothing remains", async () => {
+    const before = await baseline();
+    const { client, stop, id } = start("silent", { heartbeatTimeout: 100, retry: 60_000 });
+    const codes: string[] = [];
+    client.addEventListener("error", ({ error }) => codes.push(error.code));
+    await waitFor(() => codes.length === 1, "the timeout");
+    expect(codes).toEqual(["timeout"]);
+    await waitFor(() => server.openCount(id) === 0, "the server to see the connection go");
+    stop();
+    await expectBackTo(before, id);
+  });
+
   test("a request whose headers never came: aborted, socket gone", async () => {
     const before = await baseline();
     const { client, stop, id } = start("hang");

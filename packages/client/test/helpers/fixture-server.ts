@@ -244,6 +244,20 @@ export async function startFixtureServer(options: FixtureOptions = {}): Promise<
     if (first) setTimeout(() => drop(req, res.sse), 5);
   });
 
+  // silent: a connection that dies without a word. One event with an id, then nothing at all:
+  // heartbeats off, the socket left open, as a half-open TCP connection looks to the client.
+  const quiet = sse({ heartbeat: 0 });
+  app.get("/silent/:run", quiet, (req, res) => {
+    const n = logs(run(req)).length;
+    res.sse.send({ n }, { id: `s${n}` });
+  });
+
+  // pinged: the same, but Sluice's heartbeat pings the idle stream every 100 ms.
+  const pinging = sse({ heartbeat: 100 });
+  app.get("/pinged/:run", pinging, (req, res) => {
+    res.sse.send({ n: logs(run(req)).length }, { id: "p" });
+  });
+
   // hang: headers never come (until the client leaves).
   app.get("/hang/:run", () => undefined);
 

@@ -271,6 +271,29 @@ export function defineClientSuite(
       expect(pending.map((r) => r.lastEventId)).toEqual([null, "a"]);
     });
 
+    test("heartbeatTimeout: a silent connection is dropped and resumed; heartbeats keep an idle one; a hung request is dropped", async () => {
+      const { result, server, run, log } = await start("silence");
+      // Dropped once it had been silent for 300 ms, then resumed from the last id.
+      expect(result.values).toEqual([1, 2]);
+      expect(result.errors.map((e) => [e.code, e.fatal, e.state])).toEqual([["timeout", false, 0]]);
+      expect(result.errors[0]!.message).toMatch(/^Server silent for \d+ ms$/);
+      expect(log.map((r) => r.lastEventId)).toEqual([null, "s1"]);
+      // The client closed the first connection, not before 300 ms after its one event (the
+      // margin is for a loaded machine).
+      expect(log[0]!.closedAt).toBeDefined();
+      const silentFor = log[0]!.closedAt! - log[0]!.at;
+      expect(silentFor).toBeGreaterThanOrEqual(295);
+      expect(silentFor).toBeLessThan(2000);
+      // Pings count: one connection, no error, still open after 2.5 timeouts without an event.
+      expect(result.pinged).toEqual({ errors: [], events: 1, state: 1 });
+      expect(server.log(`${run}-pinged`)).toHaveLength(1);
+      // Headers that never come: each attempt dropped after 200 ms, retried, never fatal.
+      expect(result.hung.every((e) => e.code === "timeout" && !e.fatal)).toBe(true);
+      const hung = server.log(`${run}-hang`);
+      expect(hung.length).toBeGreaterThanOrEqual(2);
+      expect(hung[0]!.closedAt! - hung[0]!.at).toBeGreaterThanOrEqual(195);
+    });
+
     test("10,000 events through for await, in order, without growth in heap", async () => {
       const { result } = await start("many", 12_000);
       expect(result.received).toBe(12_000);

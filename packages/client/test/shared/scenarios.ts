@@ -345,6 +345,46 @@ export const scenarios = {
     return { gaps: at.slice(1).map((t, i) => t - at[i]!), codes };
   },
 
+  /**
+   * heartbeatTimeout: a stream gone silent is dropped and resumed; one the server's heartbeat
+   * pings is kept however long it carries no event; a request whose headers never come is
+   * dropped too.
+   */
+  async silence({ SseClient, base, run }: Env) {
+    const silent = new SseClient<Numbered>(`${base}/silent/${run}`, {
+      heartbeatTimeout: 300,
+      retry: 10,
+    });
+    const values: number[] = [];
+    silent.on("message", (data) => values.push(data.n));
+    const seen = watch(silent);
+    await waitFor(() => values.length >= 2, "the event of the second connection");
+    silent.close();
+
+    const pinged = new SseClient<Numbered>(`${base}/pinged/${run}-pinged`, {
+      heartbeatTimeout: 600,
+      retry: 10,
+    });
+    const pingedSeen = watch(pinged);
+    let pingedEvents = 0;
+    pinged.on("message", () => pingedEvents++);
+    await waitFor(() => pingedEvents === 1, "the pinged stream's event");
+    await sleep(1500); // 2.5 timeouts without an event; about 12 pings
+    const pingedState = pinged.readyState;
+    pinged.close();
+
+    const hung = new SseClient(`${base}/hang/${run}-hang`, { heartbeatTimeout: 200, retry: 10 });
+    const hungSeen = watch(hung);
+    await waitFor(() => hungSeen.errors.length >= 2, "two timeouts");
+    hung.close();
+    return {
+      values,
+      errors: seen.errors,
+      pinged: { errors: pingedSeen.errors, events: pingedEvents, state: pingedState },
+      hung: hungSeen.errors,
+    };
+  },
+
   /** pauseWhenHidden: closed while hidden (no reconnects either), resumed when visible. */
   async hidden({ SseClient, base, run, setHidden }: Env) {
     setHidden(false);
