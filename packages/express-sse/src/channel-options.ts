@@ -56,6 +56,15 @@ export interface ChannelOptions {
    * always follows). `0`: one per change. @defaultValue 250
    */
   presenceInterval?: number;
+  /**
+   * Presence across processes. `false`: `count`, `members()` and the `count` / `member:*` events
+   * describe this process's subscribers only, and the adapter stores and announces nothing for
+   * them (with `@sluice/redis`: no script per change, no keep-alive per quiet channel). For
+   * channels whose audience nobody counts: a channel per user, per order, per job. No effect with
+   * an adapter without presence (the in-memory one is this process only anyway).
+   * @defaultValue true
+   */
+  presence?: boolean;
 }
 
 /** Counters of a channel since it was created. Cheap: plain increments on paths already taken. */
@@ -79,6 +88,19 @@ export interface ChannelStats {
 
 const DEFAULT_LIFETIME_RETRY = 1000;
 
+/** Every option's name: a misspelt one (`presense: false`) is an error, not a silent default. */
+const KNOWN = new Set<string>([
+  "history",
+  "adapter",
+  "serialize",
+  "deserialize",
+  "lastEventIdQuery",
+  "maxLifetime",
+  "lifetimeRetry",
+  "presenceInterval",
+  "presence",
+] satisfies (keyof ChannelOptions)[]);
+
 /** A channel's options, checked and with their defaults. */
 export interface ResolvedChannelOptions {
   readonly history: ResolvedHistoryOptions;
@@ -90,6 +112,7 @@ export interface ResolvedChannelOptions {
   readonly maxLifetime: number;
   readonly lifetimeRetry: number;
   readonly presenceInterval: number;
+  readonly presence: boolean;
 }
 
 /** Checks a channel's name and options; a TypeError or RangeError says what is wrong. */
@@ -102,6 +125,9 @@ export function resolveChannelOptions(
   }
   if (options === null || typeof options !== "object") {
     throw new TypeError(`Channel options must be an object, got ${describe(options)}`);
+  }
+  for (const key of Object.keys(options)) {
+    if (!KNOWN.has(key)) throw new TypeError(`Unknown Channel option "${key}"`);
   }
   const history = resolveHistoryOptions(options.history);
   const serialize = options.serialize ?? jsonSerialize;
@@ -133,6 +159,10 @@ export function resolveChannelOptions(
     options.presenceInterval === undefined
       ? DEFAULT_PRESENCE_INTERVAL
       : nonNegativeInteger('The "presenceInterval" option', options.presenceInterval);
+  const presence = options.presence ?? true;
+  if (typeof presence !== "boolean") {
+    throw new TypeError(`The "presence" option must be true or false, got ${describe(presence)}`);
+  }
   const adapter = options.adapter ?? new MemoryAdapter();
   if (adapter === null || typeof adapter !== "object" || typeof adapter.open !== "function") {
     throw new TypeError(
@@ -148,5 +178,6 @@ export function resolveChannelOptions(
     maxLifetime,
     lifetimeRetry,
     presenceInterval,
+    presence,
   };
 }

@@ -112,7 +112,8 @@ export class Channel<Events extends EventMap = EventMap>
       resolved.presenceInterval,
     );
     this._adapter = resolved.adapter.open(name, { history: resolved.history });
-    if (this._adapter.presence !== undefined) {
+    // `presence: false`: the local presence alone, this process's subscribers.
+    if (resolved.presence && this._adapter.presence !== undefined) {
       this._presence.attach(this._adapter.presence, (error) =>
         this._report(
           new Error(`Presence of channel "${name}": ${error.message}`, { cause: error }),

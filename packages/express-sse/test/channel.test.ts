@@ -580,6 +580,11 @@ describe("Channel", () => {
         ["x", { lastEventIdQuery: "" }],
         new TypeError('The "lastEventIdQuery" option must be a non-empty string'),
       ],
+      [
+        ["x", { presence: "off" }],
+        new TypeError('The "presence" option must be true or false, got a string'),
+      ],
+      [["x", { presense: false }], new TypeError('Unknown Channel option "presense"')],
     ])("new Channel(...%j) throws", (args, error) => {
       expect(() => new Channel(...(args as [string, object]))).toThrow(error);
     });

@@ -599,6 +599,66 @@ describe("filters across processes", () => {
   });
 });
 
+describe("presence: false", () => {
+  test("a channel without presence counts this process only, and Redis holds nothing for it; events still cross", async () => {
+    const [a, b] = [adapterFor(), adapterFor()];
+    await Promise.all([a.ready(), b.ready()]);
+    const quiet = unique("no-presence");
+    const counted = unique("presence");
+    const channels = {
+      quietA: new Channel(quiet, { adapter: a, presence: false }),
+      quietB: new Channel(quiet, { adapter: b, presence: false }),
+      countedA: new Channel(counted, { adapter: a }),
+      countedB: new Channel(counted, { adapter: b }),
+    };
+    const servers = await Promise.all(
+      (["A", "B"] as const).map((side) => {
+        const app = express();
+        app.use(sse({ heartbeat: 0 }));
+        app.get("/quiet", (req, res) =>
+          channels[`quiet${side}`].subscribe(res, { member: { user: String(req.query["u"]) } }),
+        );
+        app.get("/counted", (_req, res) => channels[`counted${side}`].subscribe(res));
+        return listen(app);
+      }),
+    );
+    const [urlA, urlB] = servers.map((server) => server.url) as [string, string];
+    // Two subscribers on A and one on B, on each channel.
+    for (const [url, u] of [
+      [urlA, "ann"],
+      [urlA, "bob"],
+      [urlB, "cid"],
+    ] as const) {
+      openStream(`${url}/quiet?u=${u}`);
+      openStream(`${url}/counted`);
+    }
+    // With presence, both processes count all three: the presence scripts have run.
+    await waitFor(() => channels.countedA.count === 3 && channels.countedB.count === 3, {
+      what: "the counted channel at 3 on both processes",
+    });
+    await waitFor(() => channels.quietA.size === 2 && channels.quietB.size === 1, {
+      what: "the subscribers of the channel without presence",
+    });
+    // Without: each process its own subscribers, and their members.
+    expect([channels.quietA.count, channels.quietB.count]).toEqual([2, 1]);
+    const members = await channels.quietA.members();
+    expect(members.total).toBe(2);
+    expect(members.members.map((m) => (m as { user: string }).user).sort()).toEqual(["ann", "bob"]);
+    expect(await channels.quietB.members()).toEqual({ total: 1, members: [{ user: "cid" }] });
+    // Nothing stored for it in Redis; the counted channel has its hash.
+    const presenceHash = (name: string) => `sluice:{${name}}:presence`;
+    expect(await admin.exists(presenceHash(counted))).toBe(1);
+    expect(await admin.exists(presenceHash(quiet))).toBe(0);
+    // Events still reach every process.
+    const received = collectEvents(urlB, { path: "/quiet", count: 1 });
+    await waitFor(() => channels.quietB.size === 2, { what: "B's second subscriber" });
+    await channels.quietA.publish("to everyone");
+    expect((await received).events.map((e) => e.data)).toEqual(["to everyone"]);
+    await Promise.all(Object.values(channels).map((channel) => channel.close()));
+    expect(errors).toEqual([]);
+  });
+});
+
 describe("a user's client", () => {
   test("carries the commands, is duplicated for pub/sub, and is never closed", async () => {
     const client = createClient({ url: redis.url });

@@ -107,6 +107,10 @@ export class UserChannels {
       // it puts the last id in the URL instead. The header still wins on the browser's own
       // reconnects, where the URL keeps the first id.
       lastEventIdQuery: "lastEventId",
+      // Nobody counts a user's own channel (the cap and the idle sweep use `size`, this
+      // process's subscribers): on Redis, no presence script per (re)connect and no keep-alive
+      // per quiet user, which with a channel per user is most of the presence traffic.
+      presence: false,
       ...(adapter === undefined ? {} : { adapter }),
       ...(maxLifetime === undefined ? {} : { maxLifetime }),
     });
