@@ -284,7 +284,7 @@ export function defineClientSuite(
       const silentFor = log[0]!.closedAt! - log[0]!.at;
       expect(silentFor).toBeGreaterThanOrEqual(295);
       expect(silentFor).toBeLessThan(2000);
-      // Pings count: one connection, no error, still open after 2.5 timeouts without an event.
+      // Pings count: one connection, no error, still open after two timeouts without an event.
       expect(result.pinged).toEqual({ errors: [], events: 1, state: 1 });
       expect(server.log(`${run}-pinged`)).toHaveLength(1);
       // Headers that never come: each attempt dropped after 200 ms, retried, never fatal.

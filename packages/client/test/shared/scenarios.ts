@@ -362,14 +362,14 @@ export const scenarios = {
     silent.close();
 
     const pinged = new SseClient<Numbered>(`${base}/pinged/${run}-pinged`, {
-      heartbeatTimeout: 600,
+      heartbeatTimeout: 1000, // ten heartbeats: room for a loaded machine's stalls
       retry: 10,
     });
     const pingedSeen = watch(pinged);
     let pingedEvents = 0;
     pinged.on("message", () => pingedEvents++);
     await waitFor(() => pingedEvents === 1, "the pinged stream's event");
-    await sleep(1500); // 2.5 timeouts without an event; about 12 pings
+    await sleep(2000); // two timeouts without an event; about 16 pings
     const pingedState = pinged.readyState;
     pinged.close();
 
