@@ -653,9 +653,7 @@ async function openPrivate() {
   const source = new SseClient("/api/me/events", {
     headers: () => ({ Authorization: `Bearer ${privateToken}` }), // read on every (re)connect
     reconnectOnEnd: true, // the server ends each stream after 12-15 minutes, on purpose
-    // The server pings an idle stream every 15 s: 30 s of silence means the connection died
-    // without a word (a laptop that slept, a network change). Drop it and resume.
-    heartbeatTimeout: 30_000,
+    // No heartbeatTimeout: the server's Sluice-Heartbeat header (15 s) sets it, to 30 s.
     onUnauthorized: refreshPrivateToken,
   });
   track("private", source, {

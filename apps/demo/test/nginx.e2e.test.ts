@@ -63,6 +63,8 @@ async function closeServer(server: Server): Promise<void> {
   await new Promise<void>((resolve) => server.close(() => resolve()));
 }
 
+const HOUR_MS = 3_600_000;
+
 async function startTestApp(options: SseOptions = {}): Promise<TestApp> {
   const app = express();
   const opened: OpenedStream[] = [];
@@ -228,7 +230,8 @@ describe("the shipped nginx configuration", () => {
   let nginx: RunningNginx;
 
   beforeAll(async () => {
-    app = await startTestApp();
+    // A heartbeat that never fires during the tests, for its Sluice-Heartbeat header.
+    app = await startTestApp({ heartbeat: HOUR_MS });
     nginx = await startNginx({ upstreamPort: app.port });
   });
   afterAll(async () => {
@@ -256,6 +259,8 @@ describe("the shipped nginx configuration", () => {
       expect(response.headers["content-encoding"]).toBeUndefined();
       // nginx consumes X-Accel-Buffering instead of passing it on.
       expect(response.headers["x-accel-buffering"]).toBeUndefined();
+      // ...and passes Sluice-Heartbeat on, which @sluice/client watches the stream by.
+      expect(response.headers["sluice-heartbeat"]).toBe(String(HOUR_MS));
 
       expect(server.headers).toMatchObject({
         host: "127.0.0.1",
@@ -295,6 +300,7 @@ describe("the shipped nginx configuration", () => {
       expect(response.protocol).toBe("h2");
       expect(response.status).toBe(200);
       expect(response.headers["content-type"]).toBe("text/event-stream; charset=utf-8");
+      expect(response.headers["sluice-heartbeat"]).toBe(String(HOUR_MS));
       expect(server.headers).toMatchObject({
         host: "127.0.0.1",
         "x-real-ip": "127.0.0.1",

@@ -198,7 +198,7 @@ export class SseClient<Events extends EventMap = EventMap> extends EventTarget {
       return;
     }
     let response: Response;
-    this._watch(ctl);
+    this._watch(ctl, o.heartbeatTimeout ?? 0);
     try {
       const send = o.fetch; // unbound: browsers refuse fetch called as a method of another object
       response = await send(request);
@@ -265,7 +265,10 @@ export class SseClient<Events extends EventMap = EventMap> extends EventTarget {
   /** @internal Reads an open stream until it ends, breaks or is aborted. */
   private async _read(response: Response, ctl: AbortController): Promise<void> {
     const { signal } = ctl;
-    this._watch(ctl);
+    // Without the option, a Sluice server's heartbeat interval (its Sluice-Heartbeat header) sets
+    // the watch: twice it, where a Sluice stream is never silent beyond 1.25 times it. No header
+    // (or not a number): off.
+    this._watch(ctl, this._o.heartbeatTimeout ?? 2 * +response.headers.get("sluice-heartbeat")!);
     this._state = OPEN;
     this._reauth = false;
     this._emit("open", { response });
@@ -333,10 +336,9 @@ export class SseClient<Events extends EventMap = EventMap> extends EventTarget {
    * re-armed for what is left of the interval after the last byte (not one timer per chunk), so a
    * dead connection is noticed `heartbeatTimeout` ms after its last byte, never up to twice that.
    */
-  private _watch(ctl: AbortController): void {
+  private _watch(ctl: AbortController, limit: number): void {
     clearTimeout(this._watchdog);
-    const limit = this._o.heartbeatTimeout;
-    if (limit === 0) return;
+    if (!(limit > 0)) return; // 0 (off), or NaN from a header that is not a number
     this._heard = Date.now();
     const check = (): void => {
       const quiet = Date.now() - this._heard;
@@ -347,7 +349,7 @@ export class SseClient<Events extends EventMap = EventMap> extends EventTarget {
         return;
       }
       ctl.abort();
-      this._fail(error(`Server silent for ${quiet} ms`, "timeout", false));
+      this._fail(error(`Silent for ${quiet} ms`, "timeout", false));
     };
     check();
   }

@@ -12,7 +12,6 @@ export interface Resolved extends SseClientOptions {
   readonly lastEventId: string;
   readonly retry: number;
   readonly maxRetryDelay: number;
-  readonly heartbeatTimeout: number;
   readonly parse: (data: string, type: string) => unknown;
 }
 
@@ -106,7 +105,6 @@ export function resolveOptions(url: unknown, options: SseClientOptions | undefin
     lastEventId: o.lastEventId ?? "",
     retry: o.retry ?? 1000,
     maxRetryDelay: o.maxRetryDelay ?? 30_000,
-    heartbeatTimeout: o.heartbeatTimeout ?? 0,
     parse: o.parse ?? parseData,
   };
 }

@@ -119,11 +119,13 @@ export interface SseClientOptions {
    * reconnects with `Last-Event-ID`, dispatching a non-fatal `timeout` error. For the connections
    * that die without a word (a laptop that slept, a network change, a proxy that lost the
    * upstream), which otherwise stay "open" until the operating system gives up, minutes later.
-   * Set it above the server's heartbeat: a Sluice stream is never silent for more than 1.25 times
-   * `sse({ heartbeat })` (15 s by default), so twice the heartbeat (`30000`) is a safe choice.
-   * `0` turns it off. Off by default: a client cannot know whether a server sends heartbeats, and
-   * against one that does not, a timeout would reconnect every idle stream.
-   * @defaultValue 0
+   *
+   * Unset, a Sluice server sets it: its `Sluice-Heartbeat` response header gives its heartbeat
+   * interval, and the client watches for twice that once the stream is open (a Sluice stream is
+   * never silent beyond 1.25 times it): 30 s with Sluice's default 15 s heartbeat. A server that
+   * sends no such header is not watched, since the client cannot know whether it sends
+   * heartbeats. `0` turns the watch off; any other value is used as it is, from the request on.
+   * @defaultValue twice the server's `Sluice-Heartbeat`, or off without one
    */
   heartbeatTimeout?: number;
   /**

@@ -24,6 +24,14 @@ export const HEARTBEAT_COMMENT = "ping";
  */
 export const HEARTBEAT_CHECKS_PER_INTERVAL = 4;
 
+/**
+ * The response header that tells the client the stream's heartbeat interval (ms), sent when
+ * heartbeats are on. A client that knows it can tell a dead connection from a quiet one: a stream
+ * is never silent for longer than 1.25 x the interval, so silence for twice it means the
+ * connection is gone (`@sluice/client` then drops it and resumes). EventSource ignores it.
+ */
+export const HEARTBEAT_HEADER = "Sluice-Heartbeat";
+
 export const SSE_CONTENT_TYPE = "text/event-stream; charset=utf-8";
 
 /**

@@ -6,7 +6,12 @@
  */
 import { isUtf8 } from "node:buffer";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { DEFAULT_RETRY_AFTER_S, SSE_CACHE_CONTROL, SSE_CONTENT_TYPE } from "./constants";
+import {
+  DEFAULT_RETRY_AFTER_S,
+  HEARTBEAT_HEADER,
+  SSE_CACHE_CONTROL,
+  SSE_CONTENT_TYPE,
+} from "./constants";
 import type { ResolvedOptions } from "./options";
 
 /**
@@ -39,8 +44,14 @@ export function connectionHeader(req: IncomingMessage): string | undefined {
   return req.httpVersionMajor === 1 && req.httpVersionMinor >= 1 ? "keep-alive" : "close";
 }
 
-/** Sends a stream's response head: the event-stream headers, then the app's `headers`. */
-export function writeStreamHead(res: ServerResponse, headers: ResolvedOptions["headers"]): void {
+/**
+ * Sends a stream's response head: the event-stream headers, the heartbeat interval (when on),
+ * then the app's `headers`.
+ */
+export function writeStreamHead(
+  res: ServerResponse,
+  { headers, heartbeat }: Pick<ResolvedOptions, "headers" | "heartbeat">,
+): void {
   res.setHeader("Content-Type", SSE_CONTENT_TYPE);
   res.setHeader("Cache-Control", SSE_CACHE_CONTROL);
   // keep-alive on HTTP/1.1, close on HTTP/1.0, none on HTTP/2 (connectionHeader).
@@ -48,8 +59,26 @@ export function writeStreamHead(res: ServerResponse, headers: ResolvedOptions["h
   if (connection !== undefined) res.setHeader("Connection", connection);
   // nginx: do not buffer this response even where proxy_buffering is on.
   res.setHeader("X-Accel-Buffering", "no");
+  if (heartbeat > 0) res.setHeader(HEARTBEAT_HEADER, heartbeat);
   for (const name in headers) res.setHeader(name, headers[name] as string);
+  if (heartbeat > 0 && res.hasHeader("Access-Control-Allow-Origin")) exposeHeartbeat(res);
   res.writeHead(200);
+}
+
+/**
+ * A cross-origin page reads only the response headers CORS exposes: the app allowed this origin
+ * (its CORS middleware, or the `headers` option), so the heartbeat header is added to
+ * `Access-Control-Expose-Headers`, after what the app exposes already. (`*` alone does not cover
+ * requests with credentials, so the name is added then too.)
+ */
+function exposeHeartbeat(res: ServerResponse): void {
+  const current = res.getHeader("Access-Control-Expose-Headers");
+  const list = Array.isArray(current) ? current.join(", ") : String(current ?? "");
+  if (/(^|,)\s*sluice-heartbeat\s*(,|$)/i.test(list)) return;
+  res.setHeader(
+    "Access-Control-Expose-Headers",
+    list.trim() === "" ? HEARTBEAT_HEADER : `${list}, ${HEARTBEAT_HEADER}`,
+  );
 }
 
 /** The head of the answer to a stream refused by `maxConnections`: 503, `Retry-After` from `retry` (ms). */

@@ -449,7 +449,7 @@ export class SseStream {
       res.end(BUSY_BODY);
       return;
     }
-    writeStreamHead(res, options.headers);
+    writeStreamHead(res, options);
     if (req.method === "HEAD") {
       this._finalize("head-request");
       res.end();

@@ -47,8 +47,52 @@ describe.each(EXPRESS_VERSIONS)("SseStream on %s", (_name, express) => {
       expect(res.headers["cache-control"]).toBe("no-cache, no-transform");
       expect(res.headers["connection"]).toBe("keep-alive");
       expect(res.headers["x-accel-buffering"]).toBe("no");
+      expect(res.headers["sluice-heartbeat"]).toBe("15000"); // the default heartbeat
+      expect(res.headers["access-control-expose-headers"]).toBeUndefined(); // no CORS here
       expect(res.headers["content-length"]).toBeUndefined();
       res.destroy();
+    });
+
+    test.each([
+      ["heartbeat: 2500", { heartbeat: 2500 }, "2500"],
+      ["heartbeat: 0 (off)", { heartbeat: 0 }, undefined],
+    ])("Sluice-Heartbeat tells the client the interval: %s", async (_, options, expected) => {
+      const { app } = appWith((_req, res) => res.sse.send("x"), options);
+      const { headers } = await collectEvents(app, { path: "/s", count: 1 });
+      expect(headers["sluice-heartbeat"]).toBe(expected);
+    });
+
+    test.each([
+      ["CORS allowed, nothing exposed yet", "*", undefined, "Sluice-Heartbeat"],
+      ["CORS exposing other headers", "https://a.example", "X-Total", "X-Total, Sluice-Heartbeat"],
+      ["CORS exposing it already", "*", "x-total, sluice-heartbeat", "x-total, sluice-heartbeat"],
+      ["no CORS", undefined, undefined, undefined],
+    ])(
+      "a cross-origin page can read Sluice-Heartbeat: %s",
+      async (_, allowOrigin, exposed, expected) => {
+        const app = express();
+        app.use((_req, res, next) => {
+          // What a CORS middleware (the cors package) sets before the route runs.
+          if (allowOrigin !== undefined) res.setHeader("Access-Control-Allow-Origin", allowOrigin);
+          if (exposed !== undefined) res.setHeader("Access-Control-Expose-Headers", exposed);
+          next();
+        });
+        app.use(sse());
+        app.get("/s", (_req, res) => res.sse.send("x"));
+        const { headers } = await collectEvents(app, { path: "/s", count: 1 });
+        expect(headers["access-control-expose-headers"]).toBe(expected);
+      },
+    );
+
+    test("CORS set through the headers option exposes Sluice-Heartbeat too; without heartbeats, nothing is added", async () => {
+      const cors = { "Access-Control-Allow-Origin": "*" };
+      const on = appWith((_req, res) => res.sse.send("x"), { headers: cors });
+      const off = appWith((_req, res) => res.sse.send("x"), { headers: cors, heartbeat: 0 });
+      const [withHeartbeat, without] = await Promise.all(
+        [on.app, off.app].map((app) => collectEvents(app, { path: "/s", count: 1 })),
+      );
+      expect(withHeartbeat!.headers["access-control-expose-headers"]).toBe("Sluice-Heartbeat");
+      expect(without!.headers["access-control-expose-headers"]).toBeUndefined();
     });
 
     test.each([

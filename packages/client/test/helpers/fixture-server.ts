@@ -28,6 +28,11 @@ export interface RequestRecord {
 
 export interface FixtureServer {
   url: string;
+  /**
+   * The same routes on a second port: another origin, which allows every origin (CORS), so a page
+   * from `url` reads its streams cross-origin, as a page reads an API on another host.
+   */
+  otherUrl: string;
   /** Everything seen for a run id, in arrival order (routes of one scenario share a log). */
   log(run: string): RequestRecord[];
   /** `Date.now()` of each forced disconnect of a run. */
@@ -74,6 +79,18 @@ export async function startFixtureServer(options: FixtureOptions = {}): Promise<
   const channels: Channel[] = [];
   const timers: ReturnType<typeof setInterval>[] = [];
   const app = express();
+  let otherPort = 0;
+
+  // The second origin answers CORS as an app's cors() middleware would: any origin allowed, and
+  // the preflight a reconnect needs (Last-Event-ID is not a CORS-safelisted header).
+  app.use((req, res, next) => {
+    const origin = req.get("origin");
+    if (req.socket.localPort !== otherPort || origin === undefined) return next();
+    res.setHeader("Access-Control-Allow-Origin", origin);
+    if (req.method !== "OPTIONS") return next();
+    res.setHeader("Access-Control-Allow-Headers", "last-event-id, authorization, content-type");
+    res.status(204).end();
+  });
 
   /** Records every request of a run: headers, body, status, and when its connection ended. */
   app.use("/:scenario/:run", express.text({ type: "*/*" }), (req, res, next) => {
@@ -258,6 +275,25 @@ export async function startFixtureServer(options: FixtureOptions = {}): Promise<
     res.sse.send({ n: logs(run(req)).length }, { id: "p" });
   });
 
+  // frozen: a Sluice stream (heartbeat 100 ms, so Sluice-Heartbeat: 100) whose path dies after
+  // one event: the socket is corked once that event has gone out, so the pings stay in the
+  // process and the client hears nothing more, as over a dead link.
+  const corked = sse({ heartbeat: 100 });
+  app.get("/frozen/:run", corked, (req, res) => {
+    const n = logs(run(req)).length;
+    res.sse.send({ n }, { id: `f${n}` });
+    const socket = res.socket!;
+    const freeze = () => socket.cork();
+    if (socket.writableLength === 0) freeze();
+    else socket.once("drain", freeze);
+  });
+
+  // pinged-slow: one event, then Sluice's pings every second (Sluice-Heartbeat: 1000).
+  const slowPings = sse({ heartbeat: 1000 });
+  app.get("/pinged-slow/:run", slowPings, (req, res) => {
+    res.sse.send({ n: logs(run(req)).length }, { id: "p" });
+  });
+
   // hang: headers never come (until the client leaves).
   app.get("/hang/:run", () => undefined);
 
@@ -330,9 +366,18 @@ export async function startFixtureServer(options: FixtureOptions = {}): Promise<
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
   });
+  const other: Server = await new Promise((resolve) => {
+    const s = app.listen(0, "127.0.0.1", () => resolve(s));
+  });
+  other.on("connection", (socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+  });
+  otherPort = (other.address() as AddressInfo).port;
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,
+    otherUrl: `http://127.0.0.1:${otherPort}`,
     log: logs,
     drops: dropLog,
     openCount: (id) => open(id).size,
@@ -341,7 +386,9 @@ export async function startFixtureServer(options: FixtureOptions = {}): Promise<
       for (const timer of timers) clearInterval(timer);
       await Promise.all(channels.map((channel) => channel.close()));
       for (const socket of sockets) socket.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await Promise.all(
+        [server, other].map((s) => new Promise<void>((resolve) => s.close(() => resolve()))),
+      );
     },
   };
 }

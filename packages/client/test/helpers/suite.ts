@@ -276,7 +276,7 @@ export function defineClientSuite(
       // Dropped once it had been silent for 300 ms, then resumed from the last id.
       expect(result.values).toEqual([1, 2]);
       expect(result.errors.map((e) => [e.code, e.fatal, e.state])).toEqual([["timeout", false, 0]]);
-      expect(result.errors[0]!.message).toMatch(/^Server silent for \d+ ms$/);
+      expect(result.errors[0]!.message).toMatch(/^Silent for \d+ ms$/);
       expect(log.map((r) => r.lastEventId)).toEqual([null, "s1"]);
       // The client closed the first connection, not before 300 ms after its one event (the
       // margin is for a loaded machine).
@@ -292,6 +292,21 @@ export function defineClientSuite(
       const hung = server.log(`${run}-hang`);
       expect(hung.length).toBeGreaterThanOrEqual(2);
       expect(hung[0]!.closedAt! - hung[0]!.at).toBeGreaterThanOrEqual(195);
+    });
+
+    test("without heartbeatTimeout, a Sluice server's Sluice-Heartbeat sets the watch (cross-origin too): a stream whose pings stop is dropped and resumed, a pinged one kept; 0 turns it off", async () => {
+      const { result, server, run, log } = await start("auto", context().server.otherUrl);
+      expect(result.values).toEqual([1, 2]);
+      expect(result.errors.map((e) => [e.code, e.fatal])).toEqual([["timeout", false]]);
+      expect(log.map((r) => r.lastEventId)).toEqual([null, "f1"]);
+      // Twice the header's 100 ms after the event; the margin is for a loaded machine.
+      const silentFor = log[0]!.closedAt! - log[0]!.at;
+      expect(silentFor).toBeGreaterThanOrEqual(195);
+      expect(silentFor).toBeLessThan(2000);
+      expect(result.off).toEqual({ errors: [], events: 1, state: 1 });
+      expect(server.log(`${run}-off`)).toHaveLength(1);
+      expect(result.pinged).toEqual({ errors: [], events: 1, state: 1 });
+      expect(server.log(`${run}-pinged`)).toHaveLength(1);
     });
 
     test("10,000 events through for await, in order, without growth in heap", async () => {

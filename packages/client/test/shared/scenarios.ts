@@ -385,6 +385,48 @@ export const scenarios = {
     };
   },
 
+  /**
+   * No heartbeatTimeout: a Sluice server's Sluice-Heartbeat header sets the watch (twice its
+   * interval). A stream whose pings stop reaching the client is dropped and resumed; one whose
+   * pings arrive is kept; `heartbeatTimeout: 0` turns the watch off. `origin` is the server's
+   * second origin: cross-origin in a browser, where CORS must expose the header.
+   */
+  async auto({ SseClient, base, run }: Env, origin: string) {
+    const frozen = new SseClient<Numbered>(`${origin}/frozen/${run}`, { retry: 10 });
+    const values: number[] = [];
+    frozen.on("message", (data) => values.push(data.n));
+    const seen = watch(frozen);
+    await waitFor(() => values.length >= 2, "the event of the second connection");
+    frozen.close();
+
+    const off = new SseClient<Numbered>(`${origin}/frozen/${run}-off`, {
+      heartbeatTimeout: 0,
+      retry: 10,
+    });
+    const offSeen = watch(off);
+    let offEvents = 0;
+    off.on("message", () => offEvents++);
+    await waitFor(() => offEvents === 1, "the event with the watch off");
+    await sleep(600); // three times the 200 ms the header would have set
+    const offState = off.readyState;
+    off.close();
+
+    const pinged = new SseClient<Numbered>(`${base}/pinged-slow/${run}-pinged`, { retry: 10 });
+    const pingedSeen = watch(pinged);
+    let pingedEvents = 0;
+    pinged.on("message", () => pingedEvents++);
+    await waitFor(() => pingedEvents === 1, "the pinged stream's event");
+    await sleep(3000); // 1.5 times the 2 s watch the header set: kept alive by three pings
+    const pingedState = pinged.readyState;
+    pinged.close();
+    return {
+      values,
+      errors: seen.errors,
+      off: { errors: offSeen.errors, events: offEvents, state: offState },
+      pinged: { errors: pingedSeen.errors, events: pingedEvents, state: pingedState },
+    };
+  },
+
   /** pauseWhenHidden: closed while hidden (no reconnects either), resumed when visible. */
   async hidden({ SseClient, base, run, setHidden }: Env) {
     setHidden(false);
