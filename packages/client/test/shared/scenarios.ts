@@ -66,6 +66,28 @@ function watch<Events extends EventMap>(client: Client<Events>) {
 
 type Numbered = { message: { n: number } };
 
+/** Reads a client until its second connection's event (the first one was dropped), then closes it. */
+async function resumedOnce(client: Client<Numbered>) {
+  const values: number[] = [];
+  client.on("message", (data) => values.push(data.n));
+  const seen = watch(client);
+  await waitFor(() => values.length >= 2, "the event of the second connection");
+  client.close();
+  return { values, errors: seen.errors };
+}
+
+/** After the client's first event, waits `ms` without events and tells how the client is then. */
+async function openAfter(client: Client<Numbered>, ms: number) {
+  const seen = watch(client);
+  let events = 0;
+  client.on("message", () => events++);
+  await waitFor(() => events === 1, "the stream's event");
+  await sleep(ms);
+  const state = client.readyState;
+  client.close();
+  return { errors: seen.errors, events, state };
+}
+
 export const scenarios = {
   /** 1,000 events on a channel whose server drops the connection every 100 events. */
   async resume({ SseClient, base, run }: Env) {
@@ -355,34 +377,17 @@ export const scenarios = {
       heartbeatTimeout: 300,
       retry: 10,
     });
-    const values: number[] = [];
-    silent.on("message", (data) => values.push(data.n));
-    const seen = watch(silent);
-    await waitFor(() => values.length >= 2, "the event of the second connection");
-    silent.close();
-
+    const dropped = await resumedOnce(silent);
     const pinged = new SseClient<Numbered>(`${base}/pinged/${run}-pinged`, {
       heartbeatTimeout: 1000, // ten heartbeats: room for a loaded machine's stalls
       retry: 10,
     });
-    const pingedSeen = watch(pinged);
-    let pingedEvents = 0;
-    pinged.on("message", () => pingedEvents++);
-    await waitFor(() => pingedEvents === 1, "the pinged stream's event");
-    await sleep(2000); // two timeouts without an event; about 16 pings
-    const pingedState = pinged.readyState;
-    pinged.close();
-
+    const kept = await openAfter(pinged, 2000); // two timeouts without an event; ~16 pings
     const hung = new SseClient(`${base}/hang/${run}-hang`, { heartbeatTimeout: 200, retry: 10 });
     const hungSeen = watch(hung);
     await waitFor(() => hungSeen.errors.length >= 2, "two timeouts");
     hung.close();
-    return {
-      values,
-      errors: seen.errors,
-      pinged: { errors: pingedSeen.errors, events: pingedEvents, state: pingedState },
-      hung: hungSeen.errors,
-    };
+    return { ...dropped, pinged: kept, hung: hungSeen.errors };
   },
 
   /**
@@ -393,38 +398,16 @@ export const scenarios = {
    */
   async auto({ SseClient, base, run }: Env, origin: string) {
     const frozen = new SseClient<Numbered>(`${origin}/frozen/${run}`, { retry: 10 });
-    const values: number[] = [];
-    frozen.on("message", (data) => values.push(data.n));
-    const seen = watch(frozen);
-    await waitFor(() => values.length >= 2, "the event of the second connection");
-    frozen.close();
-
+    const dropped = await resumedOnce(frozen);
     const off = new SseClient<Numbered>(`${origin}/frozen/${run}-off`, {
       heartbeatTimeout: 0,
       retry: 10,
     });
-    const offSeen = watch(off);
-    let offEvents = 0;
-    off.on("message", () => offEvents++);
-    await waitFor(() => offEvents === 1, "the event with the watch off");
-    await sleep(600); // three times the 200 ms the header would have set
-    const offState = off.readyState;
-    off.close();
-
+    const unwatched = await openAfter(off, 600); // three times the 200 ms the header would set
     const pinged = new SseClient<Numbered>(`${base}/pinged-slow/${run}-pinged`, { retry: 10 });
-    const pingedSeen = watch(pinged);
-    let pingedEvents = 0;
-    pinged.on("message", () => pingedEvents++);
-    await waitFor(() => pingedEvents === 1, "the pinged stream's event");
-    await sleep(3000); // 1.5 times the 2 s watch the header set: kept alive by three pings
-    const pingedState = pinged.readyState;
-    pinged.close();
-    return {
-      values,
-      errors: seen.errors,
-      off: { errors: offSeen.errors, events: offEvents, state: offState },
-      pinged: { errors: pingedSeen.errors, events: pingedEvents, state: pingedState },
-    };
+    // 1.5 times the 2 s watch the header set: kept alive by three pings.
+    const kept = await openAfter(pinged, 3000);
+    return { ...dropped, off: unwatched, pinged: kept };
   },
 
   /** pauseWhenHidden: closed while hidden (no reconnects either), resumed when visible. */
