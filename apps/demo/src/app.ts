@@ -8,7 +8,7 @@ import { mountChat, type ChatFeed } from "./feeds/chat";
 import { mountClientCount, type ClientCountFeed } from "./feeds/client-count";
 import { mountClock } from "./feeds/clock";
 import { mountDemo } from "./feeds/demo";
-import { logChannelError, type Feed, type StreamName } from "./feeds/feed";
+import { logChannelError, type Feed, type FeedContext, type StreamName } from "./feeds/feed";
 import { mountMetrics } from "./feeds/metrics";
 import { mountPrivate, type PrivateFeed } from "./feeds/private";
 import { mountProgress, type ProgressFeed } from "./feeds/progress";
@@ -148,27 +148,22 @@ export function createApp(options: DemoOptions = {}): DemoApp {
   });
 
   mountLogin(app, { secret, tokenTtlMs: streamTokenTtlMs, sessionTtlMs });
+  // What every feed shares: the streams' options, where channels keep events, where their errors go.
+  const shared: FeedContext = { sse, adapter, onChannelError };
   const feeds: DemoFeeds = {
-    time: mountClock(app, { sse, tickMs }),
-    clientCount: mountClientCount(app, { sse, adapter, onChannelError }),
-    sse: mountDemo(app, { sse }),
-    chat: mountChat(app, { sse, adapter, onChannelError }),
-    updates: mountUpdates(app, {
-      sse,
-      adapter,
-      onChannelError,
-      intervalMs: [updateMin, updateMax],
-    }),
-    ticker: mountTicker(app, { sse, intervalMs: tickerIntervalMs }),
-    progress: mountProgress(app, { sse, stepMs: progressStepMs, step: progressStep }),
+    time: mountClock(app, { ...shared, tickMs }),
+    clientCount: mountClientCount(app, shared),
+    sse: mountDemo(app, shared),
+    chat: mountChat(app, shared),
+    updates: mountUpdates(app, { ...shared, intervalMs: [updateMin, updateMax] }),
+    ticker: mountTicker(app, { ...shared, intervalMs: tickerIntervalMs }),
+    progress: mountProgress(app, { ...shared, stepMs: progressStepMs, step: progressStep }),
     private: mountPrivate(app, {
-      sse,
-      adapter,
+      ...shared,
       secret,
       idleMs: userChannelIdleMs,
       maxChannels: maxUserChannels,
       lifetimeMs: privateStreamLifetimeMs,
-      onChannelError,
     }),
   };
   const all = Object.values(feeds);

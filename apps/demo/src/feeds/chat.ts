@@ -1,6 +1,6 @@
 import type { NextFunction, Request, Response } from "express";
 import { Channel, Frame, sse, type SseStream } from "@sluice/express-sse";
-import { endStreams, logChannelError, type Feed, type FeedContext, type Routes } from "./feed";
+import { endStreams, type Feed, type FeedContext, type Routes } from "./feed";
 import { BODY_ERRORS, BODY_LIMIT, asObject, jsonBody, trimmedWithin } from "./json-body";
 
 /** A chat message as published on the channel (the unnamed `message` event). */
@@ -96,7 +96,7 @@ function chatUser(req: Request, res: Response, next: NextFunction): void {
  */
 export function mountChat(
   routes: Routes,
-  { sse: sseOptions, adapter, onChannelError = logChannelError }: FeedContext,
+  { sse: sseOptions, adapter, onChannelError }: FeedContext,
 ): ChatFeed {
   const events = sse(sseOptions);
   const channel = new Channel<{ message: ChatMessage }>("chat", {

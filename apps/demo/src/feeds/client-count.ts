@@ -1,5 +1,5 @@
 import { Channel, Frame, sse, type SseStream } from "@sluice/express-sse";
-import { endStreams, logChannelError, type Feed, type FeedContext, type Routes } from "./feed";
+import { endStreams, type Feed, type FeedContext, type Routes } from "./feed";
 
 export interface ClientCountFeed extends Feed {
   /** Clients connected to `/api/client-count`: in every replica when the adapter is Redis. */
@@ -20,7 +20,7 @@ const PRESENCE_INTERVAL_MS = 100;
  */
 export function mountClientCount(
   routes: Routes,
-  { sse: sseOptions, adapter, onChannelError = logChannelError }: FeedContext,
+  { sse: sseOptions, adapter, onChannelError }: FeedContext,
 ): ClientCountFeed {
   const events = sse(sseOptions);
   const channel = new Channel("client-count", {

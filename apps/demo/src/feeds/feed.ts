@@ -29,9 +29,10 @@ export interface FeedContext {
   adapter?: Adapter | undefined;
   /**
    * Where a channel's errors go (a failed presence push while Redis is down, a throwing filter):
-   * `DemoOptions.onChannelError`. Without a listener they would be process warnings.
+   * `DemoOptions.onChannelError`, `logChannelError` unless a test collects them. Without a
+   * listener they would be process warnings.
    */
-  onChannelError?: ((error: Error) => void) | undefined;
+  onChannelError: (error: Error) => void;
 }
 
 /** One event stream of the demo. */

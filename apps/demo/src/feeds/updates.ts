@@ -1,5 +1,5 @@
 import { Channel, sse } from "@sluice/express-sse";
-import { endStreams, logChannelError, type Feed, type FeedContext, type Routes } from "./feed";
+import { endStreams, type Feed, type FeedContext, type Routes } from "./feed";
 
 /** `event: dataUpdate` data: "the data set changed" (here, a running order count). */
 export interface DataUpdate {
@@ -31,12 +31,7 @@ export interface UpdatesFeed extends Feed {
  */
 export function mountUpdates(
   routes: Routes,
-  {
-    intervalMs: [min, max],
-    sse: sseOptions,
-    adapter,
-    onChannelError = logChannelError,
-  }: UpdatesOptions,
+  { intervalMs: [min, max], sse: sseOptions, adapter, onChannelError }: UpdatesOptions,
 ): UpdatesFeed {
   const events = sse(sseOptions);
   const channel = new Channel<{ dataUpdate: DataUpdate }>("updates", {

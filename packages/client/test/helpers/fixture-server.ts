@@ -352,27 +352,26 @@ export async function startFixtureServer(options: FixtureOptions = {}): Promise<
     res.type("js").send(options.script());
   });
 
-  const server: Server = await new Promise((resolve) => {
-    const s = app.listen(0, "127.0.0.1", () => resolve(s));
-  });
   const used = new WeakSet<Socket>();
-  server.on("request", (req: IncomingMessage) => used.add(req.socket));
-  server.on("connection", (socket) => {
-    const { firstRequestTimeout } = options;
-    if (firstRequestTimeout !== undefined) {
-      const timer = setTimeout(() => used.has(socket) || socket.destroy(), firstRequestTimeout);
-      socket.once("close", () => clearTimeout(timer));
-    }
-    sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
-  });
-  const other: Server = await new Promise((resolve) => {
-    const s = app.listen(0, "127.0.0.1", () => resolve(s));
-  });
-  other.on("connection", (socket) => {
-    sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
-  });
+  /** Listens on a new port of 127.0.0.1; its sockets are tracked (and closed by close()). */
+  const listen = async (): Promise<Server> => {
+    const s: Server = await new Promise((resolve) => {
+      const started = app.listen(0, "127.0.0.1", () => resolve(started));
+    });
+    s.on("request", (req: IncomingMessage) => used.add(req.socket));
+    s.on("connection", (socket) => {
+      const { firstRequestTimeout } = options;
+      if (firstRequestTimeout !== undefined) {
+        const timer = setTimeout(() => used.has(socket) || socket.destroy(), firstRequestTimeout);
+        socket.once("close", () => clearTimeout(timer));
+      }
+      sockets.add(socket);
+      socket.once("close", () => sockets.delete(socket));
+    });
+    return s;
+  };
+  const server = await listen();
+  const other = await listen();
   otherPort = (other.address() as AddressInfo).port;
   const { port } = server.address() as AddressInfo;
   return {
