@@ -664,9 +664,15 @@ export const CASES: readonly Case[] = [
 
 /**
  * Resume exactly-once across forced disconnects: a Channel; each connection gets 25 live events
- * and is cut (a socket destroyed, or a clean close, in turn), then 25 more are published while
+ * and is cut (a clean close, or a socket destroyed, in turn), then 25 more are published while
  * the client is away, which the next connection replays after its `Last-Event-ID`. 300 events,
  * 6 cuts, 7 connections.
+ *
+ * The first cut is the clean one. A destroyed socket may take with it everything written on it
+ * that the client had not dispatched yet (Chromium can lose a whole connection's 25 events so),
+ * and a client that then has no id yet reconnects without one, rightly, and is served live
+ * events only: loss the spec allows, not the library's. After the first connection the client
+ * always has an id to resume from, whatever a later destroy takes.
  */
 function resumeCase(): Case {
   const TOTAL = 300;
@@ -691,8 +697,8 @@ function resumeCase(): Case {
         if (published.length >= TOTAL) return;
         const publish = async () => published.push(await channel.publish(String(published.length)));
         for (let i = 0; i < PER_SEGMENT; i++) await publish();
-        if (ctx.n % 2 === 1) ctx.res.socket?.destroy();
-        else ctx.res.sse.close();
+        if (ctx.n % 2 === 1) ctx.res.sse.close();
+        else ctx.res.socket?.destroy();
         for (let i = 0; i < PER_SEGMENT; i++) await publish();
       })();
       notes["segment"] = segment.catch(() => undefined);
