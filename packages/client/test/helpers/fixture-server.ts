@@ -92,6 +92,17 @@ export async function startFixtureServer(options: FixtureOptions = {}): Promise<
     res.status(204).end();
   });
 
+  // ack: a scenario's client posts here once it has dispatched an event of a route that drops its
+  // connection right after (dropOnceRead). A browser discards what a fetch body stream has queued
+  // but not yet handed to the reader when the connection breaks (the Streams spec's error()), so
+  // a drop on a timer could take the event with it on a loaded machine, and the client would
+  // rightly retry without it. Not logged: it is the test's channel, not the client's traffic.
+  const acked = perRun<{ count: number }>(() => ({ count: 0 }));
+  app.post("/ack/:run", (req, res) => {
+    acked(String(req.params["run"])).count++;
+    res.status(204).end();
+  });
+
   /** Records every request of a run: headers, body, status, and when its connection ended. */
   app.use("/:scenario/:run", express.text({ type: "*/*" }), (req, res, next) => {
     const run = String(req.params["run"]);
@@ -125,6 +136,19 @@ export async function startFixtureServer(options: FixtureOptions = {}): Promise<
     dropLog(run(req)).push(Date.now());
     (stream?.request ?? (req as IncomingMessage)).socket.destroy();
   };
+  /**
+   * Drops the connection once the client has acknowledged the event just written (its scenario
+   * posts to /ack/<run> from the event's listener). Call it right after the write, so the count
+   * it waits for cannot include an earlier acknowledgement.
+   */
+  const dropOnceRead = (req: Request, stream?: SseStream) => {
+    const state = acked(run(req));
+    const want = state.count + 1;
+    void until(() => state.count >= want, "the client to acknowledge the event").then(
+      () => drop(req, stream),
+      () => drop(req, stream), // never acknowledged: the test fails on what the client missed
+    );
+  };
 
   // resume: 1,000 events on a channel; every 100th, the subscriber's connection is destroyed.
   const resumeChannel = perRun((id) => {
@@ -153,11 +177,11 @@ export async function startFixtureServer(options: FixtureOptions = {}): Promise<
   });
   app.get("/resume/:run", events, (req, res) => void resumeChannel(run(req)).subscribe(res));
 
-  // retry: sends `retry: <ms>` and one event, then drops the connection.
+  // retry: sends `retry: <ms>` and one event, then drops the connection once the client has it.
   app.get("/retry/:run", events, (req, res) => {
     const ms = Number(req.query["ms"]);
     res.sse.send({ n: logs(run(req)).length }, { retry: ms, id: String(Date.now()) });
-    setTimeout(() => drop(req), 5);
+    dropOnceRead(req);
   });
 
   // busy: a Sluice instance with room for one stream; the next one gets 503 + Retry-After.
@@ -253,12 +277,12 @@ export async function startFixtureServer(options: FixtureOptions = {}): Promise<
   });
   app.get("/lifetime/:run", events, (req, res) => void lifetimeChannel(run(req)).subscribe(res));
 
-  // once-then-drop: one event with id "a", then the connection is destroyed; later requests
-  // get one event with id "b" and stay open.
+  // once-then-drop: one event with id "a", then the connection is destroyed once the client has
+  // it; later requests get one event with id "b" and stay open.
   app.get("/flaky/:run", events, (req, res) => {
     const first = logs(run(req)).length === 1;
     res.sse.send({ first }, { id: first ? "a" : "b" });
-    if (first) setTimeout(() => drop(req, res.sse), 5);
+    if (first) dropOnceRead(req, res.sse);
   });
 
   // silent: a connection that dies without a word. One event with an id, then nothing at all:
@@ -336,7 +360,7 @@ export async function startFixtureServer(options: FixtureOptions = {}): Promise<
     res.writeHead(200, { "content-type": "text/event-stream" });
     if (n === 1) res.write("retry: abc\n\nretry: -5\n\nid: 1\ndata: one\n\n");
     else res.write("retry: 99999999999999999999\n\nid: 2\ndata: two\n\n");
-    setTimeout(() => drop(req), 5);
+    dropOnceRead(req);
   });
 
   // The browser page and the bundled client with the shared scenarios.

@@ -66,6 +66,14 @@ function watch<Events extends EventMap>(client: Client<Events>) {
 
 type Numbered = { message: { n: number } };
 
+/**
+ * Tells the fixture server the client has dispatched an event, for the routes that drop their
+ * connection right after one (the server waits for this instead of a timer: see `dropOnceRead`).
+ */
+function ack(base: string, run: string): void {
+  void fetch(`${base}/ack/${run}`, { method: "POST" });
+}
+
 /** Reads a client until its second connection's event (the first one was dropped), then closes it. */
 async function resumedOnce(client: Client<Numbered>) {
   const values: number[] = [];
@@ -105,6 +113,7 @@ export const scenarios = {
   /** The server sends `retry: ms` and drops the connection: when does the client come back? */
   async retry({ SseClient, base, run }: Env, ms: number) {
     const client = new SseClient(`${base}/retry/${run}?ms=${ms}`, { retry: 3000 });
+    client.on("message", () => ack(base, run));
     let opens = 0;
     client.addEventListener("open", () => opens++);
     await waitFor(() => opens >= 2, "the reconnect");
@@ -325,7 +334,10 @@ export const scenarios = {
   async badRetry({ SseClient, base, run }: Env) {
     const client = new SseClient(`${base}/badretry/${run}`, { retry: 40 });
     const data: unknown[] = [];
-    client.on("message", (value) => data.push(value));
+    client.on("message", (value) => {
+      data.push(value);
+      ack(base, run);
+    });
     const seen = watch(client);
     await waitFor(() => seen.errors.filter((e) => e.code === "network").length >= 2, "two drops");
     await sleep(QUIET_MS);
@@ -435,6 +447,7 @@ export const scenarios = {
       pauseWhenHidden: true,
       retry: 100,
     });
+    flaky.on("message", () => ack(base, `${run}-pending`));
     flaky.addEventListener("error", () => setHidden(true), { once: true });
     const opens: number[] = [];
     flaky.addEventListener("open", () => opens.push(Date.now()));
