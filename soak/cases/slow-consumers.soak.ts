@@ -215,17 +215,26 @@ test(`${HEALTHY} healthy + ${SLOW} never-reading clients: slow ones dropped at m
   // scale, measured). Should a control p99 come out tiny (a faster machine), doubling 2 ms is
   // scheduling noise, not a finding: below 5 ms the bound is control + 5 ms instead. The short
   // setting (CI) runs 3 s: its p99 is a handful of samples, which one GC pause or a neighbour
-  // process moves by tens of ms, so there the slack is 25 ms; the full run judges the 2x.
-  const latencyBound = Math.max(2 * controlP99, controlP99 + scaled({ full: 5, short: 25 }));
+  // process moves by tens of ms (a clean run here: 41.7 ms control, 73.8 ms with slow clients),
+  // so there the slack is 50 ms; the full run judges the 2x. What the check is for still fails
+  // it by far: a channel that let a slow client hold up the others would delay healthy clients
+  // until the slow ones were cut off, 1.8 s into the run.
+  const latencyBound = Math.max(2 * controlP99, controlP99 + scaled({ full: 5, short: 50 }));
   // Memory: each slow client may hold at most maxBufferedBytes plus the write that passed it
   // (the documented bound, counted as if nothing were shared; the channel actually writes one
   // shared frame to all clients, so the real cost is lower). On top of that, whatever the same
   // load costs without slow clients (the control's own growth: frames in flight, socket reads,
-  // parsing garbage), and 16 MiB because the samples are taken without forcing a collection:
+  // parsing garbage), and a margin because the samples are taken without forcing a collection:
   // how much garbage a sample catches depends on when the last one ran (the young generation
-  // alone holds up to 16 MiB of it). A slow client's queue copied instead of shared, or never
-  // cut off, would be hundreds of MB at full scale.
-  const memoryBound = SLOW * (MAX_BUFFERED + tickBytes) + Math.max(0, control.growth) + 2 ** 24;
+  // alone holds up to 16 MiB of it, and old-space garbage waits for the next full collection).
+  // 16 MiB at full scale; 32 MiB in the short run, whose 3 s catch fewer collections (a clean
+  // run here: +61.2 MB with slow clients, +47.8 MB control). The full run is where this bound
+  // judges: a slow client never cut off would queue what the kernel does not take of its share
+  // of the run (about 3 MB each, hundreds of MB for a hundred), and a queue copied per client
+  // would multiply the frames. In the short run, ten such clients are within the noise; there
+  // the drop counts asserted below catch a client never cut off.
+  const slack = scaled({ full: 2 ** 24, short: 2 ** 25 });
+  const memoryBound = SLOW * (MAX_BUFFERED + tickBytes) + Math.max(0, control.growth) + slack;
   const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MB`;
   const dropSpan =
     withSlow.dropTimes.length === 0
