@@ -395,11 +395,18 @@ export const scenarios = {
       retry: 10,
     });
     const kept = await openAfter(pinged, 2000); // two timeouts without an event; ~16 pings
+    // Timed here, from before the first request: the server sees the request later than the
+    // client sends it (by a few ms on a loaded machine), so its log cannot time the watch.
+    const hungFrom = performance.now();
     const hung = new SseClient(`${base}/hang/${run}-hang`, { heartbeatTimeout: 200, retry: 10 });
     const hungSeen = watch(hung);
+    let firstTimeoutAfter = 0;
+    hung.addEventListener("error", () => (firstTimeoutAfter = performance.now() - hungFrom), {
+      once: true,
+    });
     await waitFor(() => hungSeen.errors.length >= 2, "two timeouts");
     hung.close();
-    return { ...dropped, pinged: kept, hung: hungSeen.errors };
+    return { ...dropped, pinged: kept, hung: hungSeen.errors, firstTimeoutAfter };
   },
 
   /**
