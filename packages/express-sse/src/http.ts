@@ -74,7 +74,8 @@ export function writeStreamHead(
 function exposeHeartbeat(res: ServerResponse): void {
   const current = res.getHeader("Access-Control-Expose-Headers");
   const list = Array.isArray(current) ? current.join(", ") : String(current ?? "");
-  if (/(^|,)\s*sluice-heartbeat\s*(,|$)/i.test(list)) return;
+  const name = HEARTBEAT_HEADER.toLowerCase();
+  if (list.split(",").some((exposed) => exposed.trim().toLowerCase() === name)) return;
   res.setHeader(
     "Access-Control-Expose-Headers",
     list.trim() === "" ? HEARTBEAT_HEADER : `${list}, ${HEARTBEAT_HEADER}`,

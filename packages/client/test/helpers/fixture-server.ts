@@ -79,6 +79,7 @@ export interface FixtureOptions {
 export async function startFixtureServer(options: FixtureOptions = {}): Promise<FixtureServer> {
   const logs = perRun<RequestRecord[]>(() => []);
   const dropLog = perRun<number[]>(() => []);
+  const problems = perRun<string[]>(() => []);
   const open = perRun<Set<Response>>(() => new Set());
   const sockets = new Set<Socket>();
   const channels: Channel[] = [];
@@ -97,12 +98,12 @@ export async function startFixtureServer(options: FixtureOptions = {}): Promise<
     res.status(204).end();
   });
 
-  // ack: a scenario's client posts here once it has dispatched an event of a route that drops its
-  // connection right after (dropOnceRead). A browser discards what a fetch body stream has queued
-  // but not yet handed to the reader when the connection breaks (the Streams spec's error()), so
-  // a drop on a timer could take the event with it on a loaded machine, and the client would
-  // rightly retry without it. Not logged: it is the test's channel, not the client's traffic.
-  const problems = perRun<string[]>(() => []);
+  // ack: a scenario's client posts here once it has dispatched the last event a route writes
+  // before it destroys the connection (see acknowledged). A browser discards what a fetch body
+  // stream has queued but not yet handed to the reader when the connection breaks (the Streams
+  // spec's error()), so a drop on a timer could take events with it on a loaded machine, and the
+  // client would rightly resume without them (or, with no id yet, not resume at all). Not
+  // logged: it is the test's channel, not the client's traffic.
   const acked = perRun<{ count: number }>(() => ({ count: 0 }));
   /**
    * Resolves at the run's next acknowledgement (the first one after this call), or after 10 s
@@ -149,10 +150,13 @@ export async function startFixtureServer(options: FixtureOptions = {}): Promise<
 
   const events = sse();
   const run = (req: Request) => String(req.params["run"]);
-  const drop = (req: Request, stream?: SseStream) => {
-    dropLog(run(req)).push(Date.now());
-    (stream?.request ?? (req as IncomingMessage)).socket.destroy();
+  /** Destroys a connection of a run, as a network failure would, and logs when. */
+  const dropSocket = (id: string, socket: Socket) => {
+    dropLog(id).push(Date.now());
+    socket.destroy();
   };
+  const drop = (req: Request, stream?: SseStream) =>
+    dropSocket(run(req), (stream?.request ?? (req as IncomingMessage)).socket);
   /**
    * Drops the connection once the client has acknowledged the event just written (its scenario
    * posts to /ack/<run> from the event's listener). Call it right after the write, so the count
@@ -183,10 +187,7 @@ export async function startFixtureServer(options: FixtureOptions = {}): Promise<
           await read;
           read = acknowledged(id);
           await until(() => streams.size > 0, "a subscriber to drop");
-          for (const s of streams) {
-            dropLog(id).push(Date.now());
-            s.request.socket.destroy();
-          }
+          for (const s of streams) dropSocket(id, s.request.socket);
         }
       }
     })().catch((error: unknown) => problems(id).push(String(error)));

@@ -67,8 +67,8 @@ function watch<Events extends EventMap>(client: Client<Events>) {
 type Numbered = { message: { n: number } };
 
 /**
- * Tells the fixture server the client has dispatched an event, for the routes that drop their
- * connection right after one (the server waits for this instead of a timer: see `dropOnceRead`).
+ * Tells the fixture server the client has dispatched an event, for the routes that destroy the
+ * connection after it (the server waits for this instead of a timer: see its `acknowledged`).
  */
 function ack(base: string, run: string): void {
   void fetch(`${base}/ack/${run}`, { method: "POST" });
